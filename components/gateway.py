@@ -1,0 +1,82 @@
+"""nginx in front of everything: the only container (with coturn) that publishes ports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import ContainerSpec, declare_container, mounted, published_port
+from components.rendering import GatewayConfig, render_gateway_config
+
+NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf"
+CERTIFICATE_PATH = "/etc/nginx/certs/local.crt"
+PRIVATE_KEY_PATH = "/etc/nginx/certs/local.key"
+ACME_WEBROOT = "/var/www/acme"
+# The label that ties the gateway to one api container; see Gateway.__init__.
+API_CONTAINER_LABEL = "dograh.api-container-id"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayArgs:
+    provider: docker.Provider
+    network_name: pulumi.Input[str]
+    name_prefix: str
+    image: str
+    config: GatewayConfig
+    certificate_pem: pulumi.Input[str]
+    private_key_pem: pulumi.Input[str]
+    api_container_id: pulumi.Input[str]
+    bind_address: str
+    http_port: int
+    https_port: int
+    # nginx resolves every upstream name once, at start: those containers must exist first.
+    upstreams: Sequence[pulumi.Resource] = ()
+
+
+class Gateway(pulumi.ComponentResource):
+    nginx_config: pulumi.Output[str]
+    https_port: pulumi.Output[int]
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dograh:index:Gateway", name, None, opts)
+        rendered = render_gateway_config(args.config)
+        webroot = docker.Volume(
+            f"{name}-acme-webroot",
+            name=f"{args.name_prefix}-acme-webroot",
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )
+        declare_container(
+            self,
+            name,
+            ContainerSpec(
+                role="container",
+                image=args.image,
+                container_name=f"{args.name_prefix}-gateway",
+                network_name=args.network_name,
+                alias="gateway",
+                uploads=[
+                    docker.ContainerUploadArgs(file=NGINX_CONFIG_PATH, content=rendered),
+                    docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem),
+                    docker.ContainerUploadArgs(
+                        file=PRIVATE_KEY_PATH, content=pulumi.Output.secret(args.private_key_pem)
+                    ),
+                ],
+                volumes=[mounted(webroot, ACME_WEBROOT, read_only=True)],
+                ports=[
+                    published_port(80, args.http_port, ip=args.bind_address),
+                    published_port(443, args.https_port, ip=args.bind_address),
+                ],
+                # nginx resolved `api` to the old container's address when it started; a new
+                # api container (new id) must bring a new nginx, or traffic goes to a dead
+                # address. Labels force a replacement in the docker provider.
+                labels={API_CONTAINER_LABEL: args.api_container_id},
+            ),
+            args.provider,
+            depends_on=args.upstreams,
+        )
+        self.nginx_config = pulumi.Output.from_input(rendered)
+        self.https_port = pulumi.Output.from_input(args.https_port)
+        self.register_outputs({"nginx_config": self.nginx_config, "https_port": self.https_port})

@@ -1,0 +1,78 @@
+"""coturn for WebRTC behind NAT: TURN REST API auth with the stack's generated secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import ContainerSpec, declare_container, published_port
+from components.rendering import TurnConfig, render_turn_config
+
+TURN_CONFIG_PATH = "/etc/coturn/turnserver.conf"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnServerArgs:
+    provider: docker.Provider
+    network_name: pulumi.Input[str]
+    name_prefix: str
+    image: str
+    config: TurnConfig
+    shared_secret: pulumi.Input[str]
+    certificate_pem: pulumi.Input[str]
+    private_key_pem: pulumi.Input[str]
+
+
+class TurnServer(pulumi.ComponentResource):
+    listening_port: pulumi.Output[int]
+
+    def __init__(
+        self, name: str, args: TurnServerArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("dograh:index:TurnServer", name, None, opts)
+        config = args.config
+        ports = [
+            published_port(port, port, ip="0.0.0.0", protocol=protocol)
+            for port in (config.listening_port, config.tls_listening_port)
+            for protocol in ("udp", "tcp")
+        ] + [
+            published_port(port, port, ip="0.0.0.0", protocol="udp")
+            for port in range(config.min_relay_port, config.max_relay_port + 1)
+        ]
+        declare_container(
+            self,
+            name,
+            ContainerSpec(
+                role="container",
+                image=args.image,
+                container_name=f"{args.name_prefix}-coturn",
+                network_name=args.network_name,
+                alias="coturn",
+                # coturn reads the shared secret only from its config or command line; the
+                # environment keeps it out of both, and the shell expands it at start.
+                envs={"TURN_SECRET": pulumi.Output.secret(args.shared_secret)},
+                command=[
+                    "sh",
+                    "-c",
+                    f'exec turnserver -c {TURN_CONFIG_PATH} --static-auth-secret="$TURN_SECRET"',
+                ],
+                uploads=[
+                    docker.ContainerUploadArgs(
+                        file=TURN_CONFIG_PATH, content=render_turn_config(config)
+                    ),
+                    docker.ContainerUploadArgs(
+                        file="/etc/coturn/certs/turn.crt", content=args.certificate_pem
+                    ),
+                    docker.ContainerUploadArgs(
+                        file="/etc/coturn/certs/turn.key",
+                        content=pulumi.Output.secret(args.private_key_pem),
+                    ),
+                ],
+                ports=ports,
+            ),
+            args.provider,
+        )
+        self.listening_port = pulumi.Output.from_input(config.listening_port)
+        self.register_outputs({"listening_port": self.listening_port})

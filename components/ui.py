@@ -1,0 +1,49 @@
+"""The Dograh ui (Next.js on 3010)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import ContainerSpec, declare_container, health_check, ready
+
+UI_PORT = 3010
+
+
+@dataclass(frozen=True, kw_only=True)
+class UiArgs:
+    provider: docker.Provider
+    network_name: pulumi.Input[str]
+    name_prefix: str
+    image: str
+    api_url: pulumi.Input[str]
+
+
+class Ui(pulumi.ComponentResource):
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+
+    def __init__(self, name: str, args: UiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dograh:index:Ui", name, None, opts)
+        container = declare_container(
+            self,
+            name,
+            ContainerSpec(
+                role="container",
+                image=args.image,
+                container_name=f"{args.name_prefix}-ui",
+                network_name=args.network_name,
+                alias="ui",
+                envs={"NODE_ENV": "production", "BACKEND_URL": args.api_url},
+                healthcheck=health_check(
+                    "node -e \"fetch('http://127.0.0.1:3010/')"
+                    '.then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"'
+                ),
+            ),
+            args.provider,
+        )
+        self.host = ready(container, "ui")
+        self.port = pulumi.Output.from_input(UI_PORT)
+        self.register_outputs({"host": self.host, "port": self.port})

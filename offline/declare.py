@@ -1,0 +1,289 @@
+"""Run the real program (`__main__.py`) under Pulumi's mocks and record what it declares.
+
+This is how the tests (and, later, the offline preview) see the program without a Pulumi CLI,
+a backend or a Docker host: the same `__main__.py` a user runs with `pulumi up`, the same
+Pulumi.yaml defaults and stacks/Pulumi.<stack>.yaml config, and Pulumi's own mock monitor.
+The monitor is extended only to keep each registration's options (parent, provider, protect,
+delete-before-replace, replace-on-changes, dependencies), which the stock one discards.
+
+The mocks behave like a provider that keeps state: a resource's id and computed outputs are a
+function of its type, name and inputs. So a run with different inputs yields a different id
+(as a replacement would), and a run with the same inputs yields the same id and the same
+generated secret (as state would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import runpy
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "dograh"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value the program marked secret (state keeps it encrypted)."""
+
+    value: Any
+
+
+@dataclass
+class DeclaredResource:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    provider: str
+    inputs: dict[str, Any]
+    id: str
+    protect: bool
+    delete_before_replace: bool
+    replace_on_changes: list[str]
+    dependencies: list[str]
+
+
+@dataclass
+class Declaration:
+    resources: list[DeclaredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def custom(self, type_: str | None = None) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.custom and (type_ is None or r.type == type_)]
+
+    def by_name(self, name: str) -> DeclaredResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def containers(self) -> dict[str, DeclaredResource]:
+        """Declared containers by their Docker name."""
+        return {r.inputs["name"]: r for r in self.custom("docker:index/container:Container")}
+
+
+def reveal(value: Any) -> Any:
+    """The value with secret markers removed (for tests that check wiring)."""
+    if isinstance(value, Secret):
+        return reveal(value.value)
+    if isinstance(value, dict):
+        return {key: reveal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [reveal(item) for item in value]
+    return value
+
+
+def has_secret(value: Any) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, dict):
+        return any(has_secret(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_secret(item) for item in value)
+    return False
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stack_config(stack: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Config as the Pulumi CLI hands it to the program: project defaults, then the stack file,
+    then overrides (`key` means `dograh:key`). Values are strings, as `pulumi config` stores them.
+    """
+
+    def as_config_string(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (dict, list)):
+            return json.dumps(value)
+        return str(value)
+
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    config = {
+        f"{PROJECT}:{key}": as_config_string(spec["default"])
+        for key, spec in (project.get("config") or {}).items()
+        if "default" in spec
+    }
+    stack_file = PROJECT_DIR / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
+    if stack_file.exists():
+        for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
+            if isinstance(value, dict) and "secure" in value:
+                continue  # encrypted; tests pass secrets explicitly
+            config[key] = as_config_string(value)
+    for key, value in (overrides or {}).items():
+        config[key if ":" in key else f"{PROJECT}:{key}"] = value
+    return config
+
+
+def declare(
+    stack: str = "dev",
+    overrides: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    config: dict[str, str] | None = None,
+) -> Declaration:
+    """Run `__main__.py` for `stack` under mocks; return what it declared.
+
+    `overrides` are plain settings, `secrets` are settings as if set with
+    `pulumi config set --secret`. `config`, when given, replaces the stack files entirely.
+    The run happens on a fresh thread, so no Pulumi runtime state leaks between runs.
+    """
+    full_config = dict(config) if config is not None else stack_config(stack, overrides)
+    secret_keys = []
+    for key, value in (secrets or {}).items():
+        full_key = key if ":" in key else f"{PROJECT}:{key}"
+        full_config[full_key] = value
+        secret_keys.append(full_key)
+    result = Declaration()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            _declare_in_fresh_context(stack, full_config, secret_keys, result)
+        except BaseException as failure:  # re-raised on the caller's thread below
+            failures.append(failure)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name=f"declare-{stack}")
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+    return result
+
+
+class _StatefulMocks:
+    """Ids and computed outputs derived from inputs, as a provider with state would give."""
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        import pulumi
+
+        inputs = dict(args.inputs)
+        key = _digest(args.typ, args.name, _plain(inputs))
+        state = dict(inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            # Same name and inputs -> same value: what state gives on every later `pulumi up`.
+            state["result"] = _digest(args.name, _plain(inputs))[: int(inputs.get("length", 40))]
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            state["image_id"] = f"sha256:{_digest(inputs.get('name'))}"
+            state["repo_digest"] = f"{inputs.get('name')}@sha256:{_digest(inputs.get('name'))}"
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state["private_key_pem"] = f"-----BEGIN PRIVATE KEY-----\n{key}\n-----END PRIVATE KEY-----\n"
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            state["cert_pem"] = f"-----BEGIN CERTIFICATE-----\n{key}\n-----END CERTIFICATE-----\n"
+        elif args.typ == "docker:index/volume:Volume" and "name" not in inputs:
+            state["name"] = f"{args.name}-{key[:8]}"
+        del pulumi  # imported for the side effect of a configured runtime only
+        return f"{args.name}-{key[:12]}", state
+
+    def call(self, args: Any) -> tuple[dict[str, Any], None]:
+        return {}, None
+
+
+def _plain(value: Any) -> Any:
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return _plain(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _marked(value: Any) -> Any:
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return Secret(_marked(rpc.unwrap_rpc_secret(value)))
+    if isinstance(value, dict):
+        return {key: _marked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_marked(item) for item in value]
+    return value
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self, sink: list[str]):
+        super().__init__(level=logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
+
+
+def _declare_in_fresh_context(
+    stack: str, config: dict[str, str], secret_keys: list[str], result: Declaration
+) -> None:
+    import pulumi
+    from pulumi.runtime import mocks, rpc
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    class RecordingMonitor(mocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+                result.resources.append(
+                    DeclaredResource(
+                        urn=response.urn,
+                        type=request.type,
+                        name=request.name,
+                        custom=bool(request.custom),
+                        parent=request.parent,
+                        provider=request.provider,
+                        inputs=_marked(inputs),
+                        id=response.id,
+                        protect=bool(request.protect),
+                        delete_before_replace=bool(request.deleteBeforeReplace),
+                        replace_on_changes=list(request.replaceOnChanges),
+                        dependencies=list(request.dependencies),
+                    )
+                )
+            return response
+
+    logger = logging.getLogger(f"dograh.declare.{id(result)}")
+    logger.propagate = False
+    logger.addHandler(_WarningCollector(result.warnings))
+    pulumi.runtime.set_all_config(config, secret_keys)
+    mocks.set_mocks(
+        _StatefulMocks(),  # type: ignore[arg-type]
+        project=PROJECT,
+        stack=stack,
+        preview=False,
+        logger=logger,
+        monitor=RecordingMonitor(_StatefulMocks()),  # type: ignore[arg-type]
+    )
+
+    def program() -> None:
+        runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+
+    try:
+        _sync_await(run_pulumi_func(program))
+        root = pulumi.runtime.settings.get_root_resource()
+        exported = getattr(root, "outputs", {}) or {}
+        for name, value in exported.items():
+            output = pulumi.Output.from_input(value)
+            resolved = _sync_await(output.future())
+            secret = _sync_await(output.is_secret())
+            result.outputs[name] = Secret(resolved) if secret else resolved
+    except pulumi.RunError as error:
+        result.error = str(error)
