@@ -1,0 +1,273 @@
+"""The program as a user runs it (`__main__.py` + stack config), under Pulumi's mocks."""
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components.gateway import API_CONTAINER_LABEL, NGINX_CONFIG_PATH
+from offline.declare import Declaration, DeclaredResource, declare, has_secret, reveal
+
+CONTAINER = "docker:index/container:Container"
+VOLUME = "docker:index/volume:Volume"
+UPSTREAM_SERVER = re.compile(r"^\s*server api:(\d+) max_fails=3 fail_timeout=10s;$", re.M)
+
+
+def envs(container: DeclaredResource) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in reveal(container.inputs.get("envs") or []))
+
+
+def uploaded(container: DeclaredResource, path: str) -> str:
+    files = {upload["file"]: upload["content"] for upload in reveal(container.inputs["uploads"])}
+    return files[path]
+
+
+def upstream_ports(declaration: Declaration) -> list[int]:
+    gateway = declaration.containers()["dograh-dev-gateway"]
+    return [int(port) for port in UPSTREAM_SERVER.findall(uploaded(gateway, NGINX_CONFIG_PATH))]
+
+
+def changed(before: Declaration, after: Declaration) -> set[str]:
+    """Resources added, removed, or whose declared inputs differ."""
+    old = {r.urn: r.inputs for r in before.custom()}
+    new = {r.urn: r.inputs for r in after.custom()}
+    return {
+        urn.split("::")[-1]
+        for urn in old.keys() | new.keys()
+        if reveal(old.get(urn)) != reveal(new.get(urn))
+    }
+
+
+@pytest.fixture(scope="module")
+def dev() -> Declaration:
+    declaration = declare("dev")
+    assert declaration.error is None
+    return declaration
+
+
+def test_dev_stack_declares_every_service_container(dev):
+    assert set(dev.containers()) == {
+        f"dograh-dev-{service}" for service in ("postgres", "redis", "minio", "api", "ui", "gateway")
+    }
+
+
+@settings(max_examples=64, deadline=None)
+@given(workers=st.integers(min_value=1, max_value=64))
+def test_the_api_env_and_the_nginx_upstream_agree_for_every_worker_count(workers):
+    declaration = declare("dev", {"fastapiWorkers": str(workers)})
+    api = declaration.containers()["dograh-dev-api"]
+    assert envs(api)["FASTAPI_WORKERS"] == str(workers)
+    assert upstream_ports(declaration) == list(range(8000, 8000 + workers))
+
+
+def test_changing_workers_changes_only_the_api_and_nginx_containers():
+    four = declare("dev", {"fastapiWorkers": "4"})
+    eight = declare("dev", {"fastapiWorkers": "8"})
+    assert changed(four, eight) == {"dograh-api-container", "dograh-gateway-container"}
+
+
+def test_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_old_address():
+    before = declare("dev")
+    after = declare("dev", {"apiImage": "dograhai/dograh-api:v1.30.0"})
+    assert changed(before, after) == {
+        "dograh-api-container-image",
+        "dograh-api-container",
+        "dograh-gateway-container",
+    }
+    # nginx is tied to the api container it resolved: a new api container id is a new label.
+    for declaration in (before, after):
+        containers = declaration.containers()
+        labels = {item["label"]: item["value"] for item in containers["dograh-dev-gateway"].inputs["labels"]}
+        assert labels[API_CONTAINER_LABEL] == containers["dograh-dev-api"].id
+
+
+def test_rerunning_the_program_declares_the_same_inputs_and_secrets(dev):
+    again = declare("dev")
+    assert changed(dev, again) == set()
+    for key in ("ossJwtSecret", "postgresPassword", "turnSecret", "devopsSecret"):
+        assert reveal(again.outputs[key]) == reveal(dev.outputs[key])
+
+
+def test_generated_secrets_do_not_depend_on_any_setting():
+    before = declare("dev")
+    after = declare(
+        "dev",
+        {"fastapiWorkers": "12", "apiImage": "dograhai/dograh-api:v1.31.2", "publicHost": "x.example"},
+    )
+    passwords = "random:index/randomPassword:RandomPassword"
+    assert {r.name: reveal(r.inputs) for r in before.custom(passwords)} == {
+        r.name: reveal(r.inputs) for r in after.custom(passwords)
+    }
+    for key in ("ossJwtSecret", "postgresPassword", "redisPassword", "minioRootPassword"):
+        assert reveal(after.outputs[key]) == reveal(before.outputs[key])
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "4.5", "", "100000"])
+def test_bad_worker_counts_stop_the_program_before_anything_is_declared(bad):
+    declaration = declare("dev", {"fastapiWorkers": bad})
+    assert declaration.resources == []
+    assert "dograh:fastapiWorkers" in declaration.error
+    assert repr(bad) in declaration.error
+    assert "from 1 to 64" in declaration.error
+
+
+def test_a_secret_setting_in_plain_text_is_refused():
+    declaration = declare("dev", {"ossJwtSecret": "hunter2"})
+    assert declaration.resources == []
+    assert "set it with `pulumi config set --secret ossJwtSecret" in declaration.error
+    assert "hunter2" not in declaration.error
+
+
+def test_more_than_eight_workers_warns_with_the_sizing_rule():
+    assert not declare("dev", {"fastapiWorkers": "8"}).warnings
+    warnings = declare("dev", {"fastapiWorkers": "9"}).warnings
+    assert len(warnings) == 1
+    assert "one worker per vCPU" in warnings[0] and "2700-4500 MB" in warnings[0]
+
+
+def test_only_the_gateway_publishes_ports_and_dev_keeps_it_on_loopback(dev):
+    for name, container in dev.containers().items():
+        ports = container.inputs.get("ports") or []
+        if name == "dograh-dev-gateway":
+            assert {(p["internal"], p["external"], p["ip"]) for p in ports} == {
+                (80, 8080, "127.0.0.1"),
+                (443, 8443, "127.0.0.1"),
+            }
+        else:
+            assert ports == [], name
+
+
+def test_internal_services_publish_on_loopback_only_when_asked():
+    declaration = declare("dev", {"publishInternalOnLoopback": "true", "fastapiWorkers": "3"})
+    published = {
+        name: {(p["external"], p["ip"]) for p in container.inputs.get("ports") or []}
+        for name, container in declaration.containers().items()
+    }
+    assert published["dograh-dev-postgres"] == {(5432, "127.0.0.1")}
+    assert published["dograh-dev-redis"] == {(6379, "127.0.0.1")}
+    assert published["dograh-dev-api"] == {(8000, "127.0.0.1"), (8001, "127.0.0.1"), (8002, "127.0.0.1")}
+
+
+def test_every_container_restarts_logs_boundedly_and_uses_the_explicit_provider(dev):
+    providers = dev.custom("pulumi:providers:docker")
+    assert len(providers) == 1
+    for container in dev.containers().values():
+        assert container.inputs["restart"] == "unless-stopped"
+        assert container.inputs["logDriver"] == "json-file"
+        assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}
+        assert container.provider.startswith(providers[0].urn)
+        assert container.delete_before_replace
+        assert "healthcheck" in container.replace_on_changes
+
+
+def test_every_resource_is_parented_under_the_stack_component(dev):
+    stack = dev.by_name("dograh")
+    by_urn = {r.urn: r for r in dev.resources}
+    for resource in dev.resources:
+        ancestor = resource
+        while ancestor is not stack:
+            assert ancestor.parent in by_urn, f"{resource.name} is not under the stack component"
+            ancestor = by_urn[ancestor.parent]
+
+
+def test_data_volumes_are_protected(dev):
+    volumes = {r.inputs["name"]: r for r in dev.custom(VOLUME)}
+    for name in ("dograh-dev-postgres-data", "dograh-dev-redis-data", "dograh-dev-minio-data"):
+        assert volumes[name].protect, name
+
+
+def test_health_checks_match_the_services_contracts(dev):
+    checks = {name: " ".join(c.inputs["healthcheck"]["tests"]) for name, c in dev.containers().items() if c.inputs.get("healthcheck")}
+    assert "pg_isready -U postgres" in checks["dograh-dev-postgres"]
+    assert "redis-cli ping" in checks["dograh-dev-redis"]
+    assert "/api/v1/health" in checks["dograh-dev-api"]
+    assert "FASTAPI_WORKERS" in checks["dograh-dev-api"]  # every worker, not just the first
+
+
+def test_the_api_is_wired_from_the_other_components_outputs(dev):
+    api_env = envs(dev.containers()["dograh-dev-api"])
+    postgres_env = envs(dev.containers()["dograh-dev-postgres"])
+    redis_env = envs(dev.containers()["dograh-dev-redis"])
+    minio_env = envs(dev.containers()["dograh-dev-minio"])
+    assert api_env["DATABASE_URL"] == (
+        f"postgresql+asyncpg://postgres:{postgres_env['POSTGRES_PASSWORD']}@postgres:5432/postgres"
+    )
+    assert api_env["REDIS_URL"] == f"redis://:{redis_env['REDIS_PASSWORD']}@redis:6379"
+    assert api_env["MINIO_ENDPOINT"] == "minio:9000"
+    assert api_env["MINIO_ACCESS_KEY"] == minio_env["MINIO_ROOT_USER"]
+    assert api_env["MINIO_SECRET_KEY"] == minio_env["MINIO_ROOT_PASSWORD"]
+    assert api_env["OSS_JWT_SECRET"] == reveal(dev.outputs["ossJwtSecret"])
+    assert api_env["DOGRAH_DEVOPS_SECRET"] == reveal(dev.outputs["devopsSecret"])
+    assert api_env["PUBLIC_BASE_URL"] == "https://localhost:8443"
+    assert dev.containers()["dograh-dev-api"].inputs["destroyGraceSeconds"] == 60
+
+
+def test_no_well_known_default_password_anywhere(dev):
+    well_known = {"postgres", "redissecret", "minioadmin", "password", "admin"}
+    for container in dev.containers().values():
+        for key, value in envs(container).items():
+            if "PASSWORD" in key or "SECRET" in key:
+                assert value not in well_known and len(value) >= 32, key
+
+
+def test_secrets_stay_secret_in_container_env_and_exports(dev):
+    sensitive = ("PASSWORD", "SECRET", "DATABASE_URL", "REDIS_URL", "AUTH")
+    for name, container in dev.containers().items():
+        if any(word in key for key in envs(container) for word in sensitive):
+            assert has_secret(container.inputs["envs"]), name
+        # Commands and health checks are never secret, so they must never carry one.
+        assert not has_secret(container.inputs.get("command")), name
+        assert not has_secret(container.inputs.get("healthcheck")), name
+    for key in ("ossJwtSecret", "devopsSecret", "postgresPassword", "redisPassword", "minioRootPassword", "turnSecret"):
+        assert has_secret(dev.outputs[key]), key
+    assert has_secret(dev.containers()["dograh-dev-gateway"].inputs["uploads"])  # the TLS key
+
+
+def test_a_secret_set_with_config_wins_over_the_generated_one():
+    declaration = declare("dev", secrets={"ossJwtSecret": "operator-chosen-jwt-secret-0123456789"})
+    assert envs(declaration.containers()["dograh-dev-api"])["OSS_JWT_SECRET"] == (
+        "operator-chosen-jwt-secret-0123456789"
+    )
+
+
+def test_external_services_replace_the_bundled_containers():
+    declaration = declare(
+        "dev",
+        {"s3Bucket": "dograh-recordings", "s3Region": "eu-west-1"},
+        secrets={
+            "externalDatabaseUrl": "postgresql+asyncpg://dograh:pw@db.internal:5432/dograh",
+            "externalRedisUrl": "rediss://:pw@cache.internal:6380",
+            "s3AccessKeyId": "AKIAEXAMPLE",
+            "s3SecretAccessKey": "secret-example",
+        },
+    )
+    assert set(declaration.containers()) == {"dograh-dev-api", "dograh-dev-ui", "dograh-dev-gateway"}
+    api_env = envs(declaration.containers()["dograh-dev-api"])
+    assert api_env["DATABASE_URL"] == "postgresql+asyncpg://dograh:pw@db.internal:5432/dograh"
+    assert api_env["REDIS_URL"] == "rediss://:pw@cache.internal:6380"
+    assert api_env["ENABLE_AWS_S3"] == "true" and api_env["S3_BUCKET"] == "dograh-recordings"
+    assert "MINIO_ENDPOINT" not in api_env
+
+
+def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
+    declaration = declare(
+        "prod",
+        secrets={"tlsCertificate": "-----BEGIN CERTIFICATE-----\nprod\n", "tlsPrivateKey": "-----BEGIN PRIVATE KEY-----\nprod\n"},
+    )
+    assert declaration.error is None, declaration.error
+    provider = declaration.custom("pulumi:providers:docker")[0]
+    assert provider.inputs["host"] == "ssh://deploy@dograh.example.com"
+    containers = declaration.containers()
+    coturn = containers["dograh-prod-coturn"]
+    published = {(p["external"], p["protocol"], p["ip"]) for p in coturn.inputs["ports"]}
+    assert {(3478, "udp", "0.0.0.0"), (3478, "tcp", "0.0.0.0"), (5349, "tcp", "0.0.0.0")} <= published
+    assert len([p for p in published if 49152 <= p[0] <= 49200]) == 49
+    assert "--static-auth-secret" in " ".join(coturn.inputs["command"])
+    assert not has_secret(coturn.inputs["command"])  # the secret is in the env, not the command
+    api_env = envs(containers["dograh-prod-api"])
+    assert api_env["ENABLE_COTURN"] == "true" and api_env["SERVER_IP"] == "203.0.113.10"
+    gateway = containers["dograh-prod-gateway"]
+    assert uploaded(gateway, "/etc/nginx/certs/local.crt").endswith("prod\n")
+    assert not declaration.custom("tls:index/selfSignedCert:SelfSignedCert")
+    assert {(p["external"], p["ip"]) for p in gateway.inputs["ports"]} == {(80, "0.0.0.0"), (443, "0.0.0.0")}
