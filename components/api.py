@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container import (
     ContainerSpec,
+    Placement,
     declare_container,
     health_check,
     published_port,
@@ -35,9 +35,7 @@ def _flag(value: bool) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class ApiArgs:
-    provider: docker.Provider
-    network_name: pulumi.Input[str]
-    name_prefix: str
+    placement: Placement
     image: str
     fastapi_workers: int
     arq_workers: int
@@ -96,10 +94,8 @@ class Api(pulumi.ComponentResource):
             self,
             name,
             ContainerSpec(
-                role="container",
                 image=args.image,
-                container_name=f"{args.name_prefix}-api",
-                network_name=args.network_name,
+                service="api",
                 alias=API_ALIAS,
                 envs=envs,
                 # Migrations run before the workers start: give them time.
@@ -111,7 +107,7 @@ class Api(pulumi.ComponentResource):
                 destroy_grace_seconds=args.stop_grace_seconds,
                 wait_timeout_seconds=300,
             ),
-            args.provider,
+            args.placement,
         )
         self.host = ready(container, API_ALIAS)
         self.internal_url = pulumi.Output.from_input(f"http://{API_ALIAS}:{UVICORN_BASE_PORT}")

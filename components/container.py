@@ -50,13 +50,24 @@ def env_list(envs: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Output[str]]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ContainerSpec:
-    """One service container. `role` names the Pulumi children and the Docker container."""
+class Placement:
+    """Where a service runs: the Docker host (provider), the stack network, the name prefix."""
 
-    role: str
-    image: str
-    container_name: str
+    provider: docker.Provider
     network_name: pulumi.Input[str]
+    # Docker names (containers, volumes, network) start with it, so stacks can share a host.
+    name_prefix: str
+
+    def docker_name(self, service: str) -> str:
+        return f"{self.name_prefix}-{service}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerSpec:
+    """One service container; `service` names it on Docker, `alias` on the stack network."""
+
+    service: str
+    image: str
     alias: str
     envs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     command: Sequence[pulumi.Input[str]] | None = None
@@ -73,25 +84,26 @@ def declare_container(
     owner: pulumi.ComponentResource,
     owner_name: str,
     spec: ContainerSpec,
-    provider: docker.Provider,
+    placement: Placement,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> docker.Container:
     """Declare the image pull and the container as children of `owner`."""
+    provider = placement.provider
     image = docker.RemoteImage(
-        f"{owner_name}-{spec.role}-image",
+        f"{owner_name}-image",
         name=spec.image,
         # Several stacks on one host may share an image: never delete it on replace.
         keep_locally=True,
         opts=pulumi.ResourceOptions(parent=owner, provider=provider),
     )
     return docker.Container(
-        f"{owner_name}-{spec.role}",
-        name=spec.container_name,
+        f"{owner_name}-container",
+        name=placement.docker_name(spec.service),
         image=image.image_id,
         envs=env_list(spec.envs) or None,
         command=list(spec.command) if spec.command is not None else None,
         networks_advanced=[
-            docker.ContainerNetworksAdvancedArgs(name=spec.network_name, aliases=[spec.alias])
+            docker.ContainerNetworksAdvancedArgs(name=placement.network_name, aliases=[spec.alias])
         ],
         healthcheck=spec.healthcheck,
         # Wait for healthy, so what depends on this container starts after it can serve.
@@ -120,17 +132,19 @@ def declare_container(
 
 
 def data_volume(
-    owner: pulumi.ComponentResource, owner_name: str, volume_name: str, provider: docker.Provider
+    owner: pulumi.ComponentResource, owner_name: str, service: str, placement: Placement
 ) -> docker.Volume:
     """A named volume that holds data: protected, so no config change can replace or delete it."""
     return docker.Volume(
         f"{owner_name}-data",
-        name=volume_name,
-        opts=pulumi.ResourceOptions(parent=owner, provider=provider, protect=True),
+        name=placement.docker_name(f"{service}-data"),
+        opts=pulumi.ResourceOptions(parent=owner, provider=placement.provider, protect=True),
     )
 
 
-def mounted(volume: docker.Volume, path: str, *, read_only: bool = False) -> docker.ContainerVolumeArgs:
+def mounted(
+    volume: docker.Volume, path: str, *, read_only: bool = False
+) -> docker.ContainerVolumeArgs:
     return docker.ContainerVolumeArgs(
         volume_name=volume.name, container_path=path, read_only=read_only
     )

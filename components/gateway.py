@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import ContainerSpec, declare_container, mounted, published_port
+from components.container import (
+    ContainerSpec,
+    Placement,
+    declare_container,
+    mounted,
+    published_port,
+)
 from components.rendering import GatewayConfig, render_gateway_config
 
 NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf"
@@ -21,9 +27,7 @@ API_CONTAINER_LABEL = "dograh.api-container-id"
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayArgs:
-    provider: docker.Provider
-    network_name: pulumi.Input[str]
-    name_prefix: str
+    placement: Placement
     image: str
     config: GatewayConfig
     certificate_pem: pulumi.Input[str]
@@ -45,23 +49,22 @@ class Gateway(pulumi.ComponentResource):
         rendered = render_gateway_config(args.config)
         webroot = docker.Volume(
             f"{name}-acme-webroot",
-            name=f"{args.name_prefix}-acme-webroot",
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            name=args.placement.docker_name("acme-webroot"),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.placement.provider),
         )
         declare_container(
             self,
             name,
             ContainerSpec(
-                role="container",
                 image=args.image,
-                container_name=f"{args.name_prefix}-gateway",
-                network_name=args.network_name,
+                service="gateway",
                 alias="gateway",
                 uploads=[
                     docker.ContainerUploadArgs(file=NGINX_CONFIG_PATH, content=rendered),
                     docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem),
                     docker.ContainerUploadArgs(
-                        file=PRIVATE_KEY_PATH, content=pulumi.Output.secret(args.private_key_pem)
+                        file=PRIVATE_KEY_PATH,
+                        content=pulumi.Output.secret(args.private_key_pem),
                     ),
                 ],
                 volumes=[mounted(webroot, ACME_WEBROOT, read_only=True)],
@@ -74,7 +77,7 @@ class Gateway(pulumi.ComponentResource):
                 # address. Labels force a replacement in the docker provider.
                 labels={API_CONTAINER_LABEL: args.api_container_id},
             ),
-            args.provider,
+            args.placement,
             depends_on=args.upstreams,
         )
         self.nginx_config = pulumi.Output.from_input(rendered)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container import (
     ContainerSpec,
+    Placement,
     data_volume,
     declare_container,
     health_check,
@@ -25,9 +25,7 @@ RECORDINGS_BUCKET = "voice-audio"
 
 @dataclass(frozen=True, kw_only=True)
 class MinioArgs:
-    provider: docker.Provider
-    network_name: pulumi.Input[str]
-    name_prefix: str
+    placement: Placement
     image: str
     root_password: pulumi.Input[str]
     publish_on_loopback: bool = False
@@ -43,19 +41,25 @@ class Minio(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Minio", name, None, opts)
-        volume = data_volume(self, name, f"{args.name_prefix}-minio-data", args.provider)
+        volume = data_volume(self, name, "minio", args.placement)
         secret_key = pulumi.Output.secret(args.root_password)
         container = declare_container(
             self,
             name,
             ContainerSpec(
-                role="container",
                 image=args.image,
-                container_name=f"{args.name_prefix}-minio",
-                network_name=args.network_name,
+                service="minio",
                 alias="minio",
-                envs={"MINIO_ROOT_USER": MINIO_ROOT_USER, "MINIO_ROOT_PASSWORD": secret_key},
-                command=["server", "/data", "--console-address", f":{MINIO_CONSOLE_PORT}"],
+                envs={
+                    "MINIO_ROOT_USER": MINIO_ROOT_USER,
+                    "MINIO_ROOT_PASSWORD": secret_key,
+                },
+                command=[
+                    "server",
+                    "/data",
+                    "--console-address",
+                    f":{MINIO_CONSOLE_PORT}",
+                ],
                 healthcheck=health_check("mc ready local"),
                 volumes=[mounted(volume, "/data")],
                 ports=[
@@ -65,7 +69,7 @@ class Minio(pulumi.ComponentResource):
                 if args.publish_on_loopback
                 else (),
             ),
-            args.provider,
+            args.placement,
         )
         self.host = ready(container, "minio")
         self.port = pulumi.Output.from_input(MINIO_API_PORT)

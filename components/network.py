@@ -18,7 +18,10 @@ class StackNetwork(pulumi.ComponentResource):
     network_name: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: StackNetworkArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: StackNetworkArgs,
+        opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("dograh:index:StackNetwork", name, None, opts)
         network = docker.Network(

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container import (
     ContainerSpec,
+    Placement,
     data_volume,
     declare_container,
     health_check,
@@ -25,9 +25,7 @@ POSTGRES_DB = "postgres"
 
 @dataclass(frozen=True, kw_only=True)
 class PostgresArgs:
-    provider: docker.Provider
-    network_name: pulumi.Input[str]
-    name_prefix: str
+    placement: Placement
     image: str
     # Baked into the data volume on first start: changing it later does not re-key postgres.
     password: pulumi.Input[str]
@@ -41,15 +39,13 @@ class Postgres(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Postgres", name, None, opts)
-        volume = data_volume(self, name, f"{args.name_prefix}-postgres-data", args.provider)
+        volume = data_volume(self, name, "postgres", args.placement)
         container = declare_container(
             self,
             name,
             ContainerSpec(
-                role="container",
                 image=args.image,
-                container_name=f"{args.name_prefix}-postgres",
-                network_name=args.network_name,
+                service="postgres",
                 alias="postgres",
                 envs={
                     "POSTGRES_USER": POSTGRES_USER,
@@ -62,7 +58,7 @@ class Postgres(pulumi.ComponentResource):
                 if args.publish_on_loopback
                 else (),
             ),
-            args.provider,
+            args.placement,
         )
         self.host = ready(container, "postgres")
         self.port = pulumi.Output.from_input(POSTGRES_PORT)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container import (
     ContainerSpec,
+    Placement,
     data_volume,
     declare_container,
     health_check,
@@ -23,9 +23,7 @@ REDIS_PORT = 6379
 
 @dataclass(frozen=True, kw_only=True)
 class RedisArgs:
-    provider: docker.Provider
-    network_name: pulumi.Input[str]
-    name_prefix: str
+    placement: Placement
     image: str
     password: pulumi.Input[str]
     publish_on_loopback: bool = False
@@ -38,16 +36,14 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Redis", name, None, opts)
-        volume = data_volume(self, name, f"{args.name_prefix}-redis-data", args.provider)
+        volume = data_volume(self, name, "redis", args.placement)
         password = pulumi.Output.secret(args.password)
         container = declare_container(
             self,
             name,
             ContainerSpec(
-                role="container",
                 image=args.image,
-                container_name=f"{args.name_prefix}-redis",
-                network_name=args.network_name,
+                service="redis",
                 alias="redis",
                 # The password travels only in the (secret) environment, never in the command
                 # line or the health check, which the state keeps in plain text.
@@ -61,7 +57,7 @@ class Redis(pulumi.ComponentResource):
                 volumes=[mounted(volume, "/data")],
                 ports=[published_port(REDIS_PORT, REDIS_PORT)] if args.publish_on_loopback else (),
             ),
-            args.provider,
+            args.placement,
         )
         self.host = ready(container, "redis")
         self.port = pulumi.Output.from_input(REDIS_PORT)

@@ -40,7 +40,10 @@ class StackCredentials(pulumi.ComponentResource):
     devops_secret: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: StackCredentialsArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: StackCredentialsArgs,
+        opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("dograh:index:StackCredentials", name, None, opts)
         values: dict[str, pulumi.Output[str]] = {}
@@ -52,7 +55,9 @@ class StackCredentials(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             override = args.overrides.get(key)
-            values[key] = pulumi.Output.secret(override if override is not None else generated.result)
+            values[key] = pulumi.Output.secret(
+                override if override is not None else generated.result
+            )
         self.postgres_password = values["postgresPassword"]
         self.redis_password = values["redisPassword"]
         self.minio_root_password = values["minioRootPassword"]

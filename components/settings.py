@@ -49,7 +49,9 @@ def _pinned_image(reference: str) -> str:
         raise ValueError("an image reference such as repository/name:1.2.3")
     tag, digest = match.group("tag"), match.group("digest")
     if digest is None and tag is None:
-        raise ValueError("a pinned image: give a tag or a digest (an untagged image means `latest`)")
+        raise ValueError(
+            "a pinned image: give a tag or a digest (an untagged image means `latest`)"
+        )
     if tag == "latest":
         raise ValueError("a pinned image: `latest` changes under you, give a version tag")
     return reference
@@ -117,7 +119,9 @@ class StackSettings(BaseModel):
         "dograhai/dograh-ui:v1.29.0", alias="uiImage", description="a pinned image"
     )
     postgres_image: PinnedImage = Field(
-        "pgvector/pgvector:0.8.0-pg17", alias="postgresImage", description="a pinned image"
+        "pgvector/pgvector:0.8.0-pg17",
+        alias="postgresImage",
+        description="a pinned image",
     )
     redis_image: PinnedImage = Field(
         "redis:7.4.2", alias="redisImage", description="a pinned image"
@@ -161,9 +165,7 @@ class StackSettings(BaseModel):
     enable_turn: bool = Field(
         False, alias="enableTurn", description="true or false: run coturn for WebRTC"
     )
-    enable_ari_manager: bool = Field(
-        True, alias="enableAriManager", description="true or false"
-    )
+    enable_ari_manager: bool = Field(True, alias="enableAriManager", description="true or false")
     enable_campaign_orchestrator: bool = Field(
         True, alias="enableCampaignOrchestrator", description="true or false"
     )
@@ -251,12 +253,14 @@ class SettingsError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(
-            f"the stack configuration has {len(problems)} problem(s); nothing was deployed:\n{lines}"
+            f"the stack configuration has {len(problems)} problem(s); "
+            f"nothing was deployed:\n{lines}"
         )
 
 
+SETTING_KEYS = [str(field.alias) for field in StackSettings.model_fields.values()]
 _OPTIONAL_ALIASES = {
-    field.alias for field in StackSettings.model_fields.values() if field.default is None
+    str(field.alias) for field in StackSettings.model_fields.values() if field.default is None
 }
 
 
@@ -273,7 +277,7 @@ def validate_settings(raw: dict[str, Any], secret_keys_present: set[str]) -> Sta
     Raises SettingsError listing every bad key with its value and what is allowed.
     """
     problems: list[str] = []
-    known = {field.alias for field in StackSettings.model_fields.values()} | set(SECRET_KEYS)
+    known = set(SETTING_KEYS) | set(SECRET_KEYS)
     for key in sorted(set(raw) - known):
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else " (see Pulumi.yaml)"
@@ -281,9 +285,7 @@ def validate_settings(raw: dict[str, Any], secret_keys_present: set[str]) -> Sta
     plain = {key: value for key, value in raw.items() if key in known and key not in SECRET_KEYS}
     # Pulumi.yaml can only declare an optional setting with a default, so "" means unset.
     plain = {
-        key: value
-        for key, value in plain.items()
-        if not (value == "" and key in _OPTIONAL_ALIASES)
+        key: value for key, value in plain.items() if not (value == "" and key in _OPTIONAL_ALIASES)
     }
     settings: StackSettings | None = None
     try:
@@ -293,14 +295,14 @@ def validate_settings(raw: dict[str, Any], secret_keys_present: set[str]) -> Sta
             location = item["loc"][0] if item["loc"] else None
             if location is None:
                 message = str(item.get("ctx", {}).get("error", item["msg"]))
-                key, _, reason = message.partition(": ")
-                problems.append(f"{PROJECT}:{key} {reason}")
+                setting, _, explanation = message.partition(": ")
+                problems.append(f"{PROJECT}:{setting} {explanation}")
                 continue
             key = str(location)
-            reason = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
+            failure = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
+            expected = str(failure) if failure is not None else _allowed(key)
             problems.append(
-                f"{PROJECT}:{key} = {plain.get(key)!r} is not allowed; "
-                f"expected {reason or _allowed(key)}"
+                f"{PROJECT}:{key} = {plain.get(key)!r} is not allowed; expected {expected}"
             )
     if settings is not None:
         provided_tls = {"tlsCertificate", "tlsPrivateKey"} & secret_keys_present
@@ -332,7 +334,10 @@ def load_settings() -> LoadedSettings:
     prefix = f"{PROJECT}:"
     all_keys = {
         key[len(prefix) :]
-        for key in {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
+        for key in {
+            *pulumi.runtime.config.CONFIG.get(),
+            *pulumi.runtime.config.get_config_env(),
+        }
         if key.startswith(prefix)
     }
     secrets_present = set(SECRET_KEYS) & all_keys

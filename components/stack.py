@@ -8,6 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.api import Api, ApiArgs
+from components.container import Placement
 from components.gateway import (
     ACME_WEBROOT,
     CERTIFICATE_PATH,
@@ -42,7 +43,12 @@ class DograhStack(pulumi.ComponentResource):
     nginx_config: pulumi.Output[str]
     credentials: StackCredentials
 
-    def __init__(self, name: str, args: DograhStackArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        args: DograhStackArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("dograh:index:DograhStack", name, None, opts)
         settings, secrets = args.loaded.settings, args.loaded.secrets
         prefix = args.name_prefix
@@ -55,12 +61,16 @@ class DograhStack(pulumi.ComponentResource):
             opts=child,
         )
         network = StackNetwork(
-            f"{name}-network", StackNetworkArgs(provider=provider, name_prefix=prefix), opts=child
+            f"{name}-network",
+            StackNetworkArgs(provider=provider, name_prefix=prefix),
+            opts=child,
         )
         credentials = StackCredentials(
             f"{name}-credentials", StackCredentialsArgs(overrides=secrets), opts=child
         )
-        common = {"provider": provider, "network_name": network.network_name, "name_prefix": prefix}
+        placement = Placement(
+            provider=provider, network_name=network.network_name, name_prefix=prefix
+        )
         loopback = settings.publish_internal_on_loopback
 
         external_database_url = secrets.get("externalDatabaseUrl")
@@ -70,7 +80,7 @@ class DograhStack(pulumi.ComponentResource):
             database_url = Postgres(
                 f"{name}-postgres",
                 PostgresArgs(
-                    **common,
+                    placement=placement,
                     image=settings.postgres_image,
                     password=credentials.postgres_password,
                     publish_on_loopback=loopback,
@@ -85,7 +95,7 @@ class DograhStack(pulumi.ComponentResource):
             redis_url = Redis(
                 f"{name}-redis",
                 RedisArgs(
-                    **common,
+                    placement=placement,
                     image=settings.redis_image,
                     password=credentials.redis_password,
                     publish_on_loopback=loopback,
@@ -110,7 +120,7 @@ class DograhStack(pulumi.ComponentResource):
             minio = Minio(
                 f"{name}-minio",
                 MinioArgs(
-                    **common,
+                    placement=placement,
                     image=settings.minio_image,
                     root_password=credentials.minio_root_password,
                     publish_on_loopback=loopback,
@@ -130,7 +140,7 @@ class DograhStack(pulumi.ComponentResource):
         api = Api(
             f"{name}-api",
             ApiArgs(
-                **common,
+                placement=placement,
                 image=settings.api_image,
                 fastapi_workers=settings.fastapi_workers,
                 arq_workers=settings.arq_workers,
@@ -152,7 +162,7 @@ class DograhStack(pulumi.ComponentResource):
         )
         ui = Ui(
             f"{name}-ui",
-            UiArgs(**common, image=settings.ui_image, api_url=api.internal_url),
+            UiArgs(placement=placement, image=settings.ui_image, api_url=api.internal_url),
             opts=child,
         )
 
@@ -168,7 +178,7 @@ class DograhStack(pulumi.ComponentResource):
         gateway = Gateway(
             f"{name}-gateway",
             GatewayArgs(
-                **common,
+                placement=placement,
                 image=settings.nginx_image,
                 config=GatewayConfig(
                     api_host="api",
@@ -199,7 +209,7 @@ class DograhStack(pulumi.ComponentResource):
             TurnServer(
                 f"{name}-turn",
                 TurnServerArgs(
-                    **common,
+                    placement=placement,
                     image=settings.coturn_image,
                     config=TurnConfig(realm=settings.public_host, external_ip=settings.server_ip),
                     shared_secret=credentials.turn_secret,

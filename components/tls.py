@@ -34,7 +34,10 @@ class GatewayCertificate(pulumi.ComponentResource):
     private_key_pem: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: GatewayCertificateArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: GatewayCertificateArgs,
+        opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("dograh:index:GatewayCertificate", name, None, opts)
         if args.provided_certificate is not None and args.provided_private_key is not None:
@@ -61,5 +64,8 @@ class GatewayCertificate(pulumi.ComponentResource):
             self.certificate_pem = certificate.cert_pem
             self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
         self.register_outputs(
-            {"certificate_pem": self.certificate_pem, "private_key_pem": self.private_key_pem}
+            {
+                "certificate_pem": self.certificate_pem,
+                "private_key_pem": self.private_key_pem,
+            }
         )

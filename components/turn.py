@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import ContainerSpec, declare_container, published_port
+from components.container import (
+    ContainerSpec,
+    Placement,
+    declare_container,
+    published_port,
+)
 from components.rendering import TurnConfig, render_turn_config
 
 TURN_CONFIG_PATH = "/etc/coturn/turnserver.conf"
@@ -15,9 +20,7 @@ TURN_CONFIG_PATH = "/etc/coturn/turnserver.conf"
 
 @dataclass(frozen=True, kw_only=True)
 class TurnServerArgs:
-    provider: docker.Provider
-    network_name: pulumi.Input[str]
-    name_prefix: str
+    placement: Placement
     image: str
     config: TurnConfig
     shared_secret: pulumi.Input[str]
@@ -29,7 +32,10 @@ class TurnServer(pulumi.ComponentResource):
     listening_port: pulumi.Output[int]
 
     def __init__(
-        self, name: str, args: TurnServerArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: TurnServerArgs,
+        opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("dograh:index:TurnServer", name, None, opts)
         config = args.config
@@ -45,10 +51,8 @@ class TurnServer(pulumi.ComponentResource):
             self,
             name,
             ContainerSpec(
-                role="container",
                 image=args.image,
-                container_name=f"{args.name_prefix}-coturn",
-                network_name=args.network_name,
+                service="coturn",
                 alias="coturn",
                 # coturn reads the shared secret only from its config or command line; the
                 # environment keeps it out of both, and the shell expands it at start.
@@ -72,7 +76,7 @@ class TurnServer(pulumi.ComponentResource):
                 ],
                 ports=ports,
             ),
-            args.provider,
+            args.placement,
         )
         self.listening_port = pulumi.Output.from_input(config.listening_port)
         self.register_outputs({"listening_port": self.listening_port})

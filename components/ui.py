@@ -5,18 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
-from components.container import ContainerSpec, declare_container, health_check, ready
+from components.container import (
+    ContainerSpec,
+    Placement,
+    declare_container,
+    health_check,
+    ready,
+)
 
 UI_PORT = 3010
 
 
 @dataclass(frozen=True, kw_only=True)
 class UiArgs:
-    provider: docker.Provider
-    network_name: pulumi.Input[str]
-    name_prefix: str
+    placement: Placement
     image: str
     api_url: pulumi.Input[str]
 
@@ -31,10 +34,8 @@ class Ui(pulumi.ComponentResource):
             self,
             name,
             ContainerSpec(
-                role="container",
                 image=args.image,
-                container_name=f"{args.name_prefix}-ui",
-                network_name=args.network_name,
+                service="ui",
                 alias="ui",
                 envs={"NODE_ENV": "production", "BACKEND_URL": args.api_url},
                 healthcheck=health_check(
@@ -42,7 +43,7 @@ class Ui(pulumi.ComponentResource):
                     '.then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"'
                 ),
             ),
-            args.provider,
+            args.placement,
         )
         self.host = ready(container, "ui")
         self.port = pulumi.Output.from_input(UI_PORT)

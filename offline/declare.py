@@ -120,7 +120,9 @@ def stack_config(stack: str, overrides: dict[str, str] | None = None) -> dict[st
     }
     stack_file = PROJECT_DIR / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
     if stack_file.exists():
-        for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
+        for key, value in (
+            (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+        ).items():
             if isinstance(value, dict) and "secure" in value:
                 continue  # encrypted; tests pass secrets explicitly
             config[key] = as_config_string(value)
@@ -184,7 +186,9 @@ class _StatefulMocks:
             state["image_id"] = f"sha256:{_digest(inputs.get('name'))}"
             state["repo_digest"] = f"{inputs.get('name')}@sha256:{_digest(inputs.get('name'))}"
         elif args.typ == "tls:index/privateKey:PrivateKey":
-            state["private_key_pem"] = f"-----BEGIN PRIVATE KEY-----\n{key}\n-----END PRIVATE KEY-----\n"
+            state["private_key_pem"] = (
+                f"-----BEGIN PRIVATE KEY-----\n{key}\n-----END PRIVATE KEY-----\n"
+            )
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
             state["cert_pem"] = f"-----BEGIN CERTIFICATE-----\n{key}\n-----END CERTIFICATE-----\n"
         elif args.typ == "docker:index/volume:Volume" and "name" not in inputs:

@@ -6,15 +6,20 @@ probe.py runs nginx and stand-in worker processes in private namespaces.
 """
 
 import json
-import tempfile
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from components.gateway import ACME_WEBROOT, CERTIFICATE_PATH, NGINX_CONFIG_PATH, PRIVATE_KEY_PATH
+from components.gateway import (
+    ACME_WEBROOT,
+    CERTIFICATE_PATH,
+    NGINX_CONFIG_PATH,
+    PRIVATE_KEY_PATH,
+)
 from offline.declare import declare, reveal
 
 PROBE = Path(__file__).parent / "realnginx" / "probe.py"
@@ -32,9 +37,24 @@ def run_probe(tmp_path: Path, workers: int, mode: str) -> dict:
         assert shutil.which(tool), f"{tool} is missing: run scripts/test.sh, which installs it"
     certificate, key = tmp_path / "local.crt", tmp_path / "local.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-subj", "/CN=localhost", "-days", "1",
-         "-keyout", str(key), "-out", str(certificate)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
         check=True,
         capture_output=True,
     )
@@ -51,7 +71,17 @@ def run_probe(tmp_path: Path, workers: int, mode: str) -> dict:
     config_path.write_text(config)
     try:
         completed = subprocess.run(
-            ["unshare", "--mount", "--net", sys.executable, str(PROBE), str(config_path), str(workers), mode, str(acme)],
+            [
+                "unshare",
+                "--mount",
+                "--net",
+                sys.executable,
+                str(PROBE),
+                str(config_path),
+                str(workers),
+                mode,
+                str(acme),
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -84,4 +114,7 @@ def test_nginx_serves_every_worker_and_routes_like_dograhs_gateway(tmp_path, wor
     assert seen["websockets_per_worker"] == [2] * workers
     if workers > 1:
         assert seen["refill_workers"] == [0, 0]
-        assert seen["after_worker_0_died"] == {"statuses": [200], "workers": list(range(1, workers))}
+        assert seen["after_worker_0_died"] == {
+            "statuses": [200],
+            "workers": list(range(1, workers)),
+        }

@@ -11,7 +11,7 @@ from offline.declare import Declaration, DeclaredResource, declare, has_secret, 
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
-UPSTREAM_SERVER = re.compile(r"^\s*server api:(\d+) max_fails=3 fail_timeout=10s;$", re.M)
+UPSTREAM_SERVER = re.compile(r"^\s*server api:(\d+) max_fails=3 fail_timeout=10s;$", re.MULTILINE)
 
 
 def envs(container: DeclaredResource) -> dict[str, str]:
@@ -48,7 +48,8 @@ def dev() -> Declaration:
 
 def test_dev_stack_declares_every_service_container(dev):
     assert set(dev.containers()) == {
-        f"dograh-dev-{service}" for service in ("postgres", "redis", "minio", "api", "ui", "gateway")
+        f"dograh-dev-{service}"
+        for service in ("postgres", "redis", "minio", "api", "ui", "gateway")
     }
 
 
@@ -71,14 +72,17 @@ def test_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_old_addre
     before = declare("dev")
     after = declare("dev", {"apiImage": "dograhai/dograh-api:v1.30.0"})
     assert changed(before, after) == {
-        "dograh-api-container-image",
+        "dograh-api-image",
         "dograh-api-container",
         "dograh-gateway-container",
     }
     # nginx is tied to the api container it resolved: a new api container id is a new label.
     for declaration in (before, after):
         containers = declaration.containers()
-        labels = {item["label"]: item["value"] for item in containers["dograh-dev-gateway"].inputs["labels"]}
+        labels = {
+            item["label"]: item["value"]
+            for item in containers["dograh-dev-gateway"].inputs["labels"]
+        }
         assert labels[API_CONTAINER_LABEL] == containers["dograh-dev-api"].id
 
 
@@ -93,13 +97,22 @@ def test_generated_secrets_do_not_depend_on_any_setting():
     before = declare("dev")
     after = declare(
         "dev",
-        {"fastapiWorkers": "12", "apiImage": "dograhai/dograh-api:v1.31.2", "publicHost": "x.example"},
+        {
+            "fastapiWorkers": "12",
+            "apiImage": "dograhai/dograh-api:v1.31.2",
+            "publicHost": "x.example",
+        },
     )
     passwords = "random:index/randomPassword:RandomPassword"
     assert {r.name: reveal(r.inputs) for r in before.custom(passwords)} == {
         r.name: reveal(r.inputs) for r in after.custom(passwords)
     }
-    for key in ("ossJwtSecret", "postgresPassword", "redisPassword", "minioRootPassword"):
+    for key in (
+        "ossJwtSecret",
+        "postgresPassword",
+        "redisPassword",
+        "minioRootPassword",
+    ):
         assert reveal(after.outputs[key]) == reveal(before.outputs[key])
 
 
@@ -146,7 +159,11 @@ def test_internal_services_publish_on_loopback_only_when_asked():
     }
     assert published["dograh-dev-postgres"] == {(5432, "127.0.0.1")}
     assert published["dograh-dev-redis"] == {(6379, "127.0.0.1")}
-    assert published["dograh-dev-api"] == {(8000, "127.0.0.1"), (8001, "127.0.0.1"), (8002, "127.0.0.1")}
+    assert published["dograh-dev-api"] == {
+        (8000, "127.0.0.1"),
+        (8001, "127.0.0.1"),
+        (8002, "127.0.0.1"),
+    }
 
 
 def test_every_container_restarts_logs_boundedly_and_uses_the_explicit_provider(dev):
@@ -173,12 +190,20 @@ def test_every_resource_is_parented_under_the_stack_component(dev):
 
 def test_data_volumes_are_protected(dev):
     volumes = {r.inputs["name"]: r for r in dev.custom(VOLUME)}
-    for name in ("dograh-dev-postgres-data", "dograh-dev-redis-data", "dograh-dev-minio-data"):
+    for name in (
+        "dograh-dev-postgres-data",
+        "dograh-dev-redis-data",
+        "dograh-dev-minio-data",
+    ):
         assert volumes[name].protect, name
 
 
 def test_health_checks_match_the_services_contracts(dev):
-    checks = {name: " ".join(c.inputs["healthcheck"]["tests"]) for name, c in dev.containers().items() if c.inputs.get("healthcheck")}
+    checks = {
+        name: " ".join(c.inputs["healthcheck"]["tests"])
+        for name, c in dev.containers().items()
+        if c.inputs.get("healthcheck")
+    }
     assert "pg_isready -U postgres" in checks["dograh-dev-postgres"]
     assert "redis-cli ping" in checks["dograh-dev-redis"]
     assert "/api/v1/health" in checks["dograh-dev-api"]
@@ -219,7 +244,14 @@ def test_secrets_stay_secret_in_container_env_and_exports(dev):
         # Commands and health checks are never secret, so they must never carry one.
         assert not has_secret(container.inputs.get("command")), name
         assert not has_secret(container.inputs.get("healthcheck")), name
-    for key in ("ossJwtSecret", "devopsSecret", "postgresPassword", "redisPassword", "minioRootPassword", "turnSecret"):
+    for key in (
+        "ossJwtSecret",
+        "devopsSecret",
+        "postgresPassword",
+        "redisPassword",
+        "minioRootPassword",
+        "turnSecret",
+    ):
         assert has_secret(dev.outputs[key]), key
     assert has_secret(dev.containers()["dograh-dev-gateway"].inputs["uploads"])  # the TLS key
 
@@ -242,7 +274,11 @@ def test_external_services_replace_the_bundled_containers():
             "s3SecretAccessKey": "secret-example",
         },
     )
-    assert set(declaration.containers()) == {"dograh-dev-api", "dograh-dev-ui", "dograh-dev-gateway"}
+    assert set(declaration.containers()) == {
+        "dograh-dev-api",
+        "dograh-dev-ui",
+        "dograh-dev-gateway",
+    }
     api_env = envs(declaration.containers()["dograh-dev-api"])
     assert api_env["DATABASE_URL"] == "postgresql+asyncpg://dograh:pw@db.internal:5432/dograh"
     assert api_env["REDIS_URL"] == "rediss://:pw@cache.internal:6380"
@@ -253,7 +289,10 @@ def test_external_services_replace_the_bundled_containers():
 def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
     declaration = declare(
         "prod",
-        secrets={"tlsCertificate": "-----BEGIN CERTIFICATE-----\nprod\n", "tlsPrivateKey": "-----BEGIN PRIVATE KEY-----\nprod\n"},
+        secrets={
+            "tlsCertificate": "-----BEGIN CERTIFICATE-----\nprod\n",
+            "tlsPrivateKey": "-----BEGIN PRIVATE KEY-----\nprod\n",
+        },
     )
     assert declaration.error is None, declaration.error
     provider = declaration.custom("pulumi:providers:docker")[0]
@@ -261,7 +300,11 @@ def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
     containers = declaration.containers()
     coturn = containers["dograh-prod-coturn"]
     published = {(p["external"], p["protocol"], p["ip"]) for p in coturn.inputs["ports"]}
-    assert {(3478, "udp", "0.0.0.0"), (3478, "tcp", "0.0.0.0"), (5349, "tcp", "0.0.0.0")} <= published
+    assert {
+        (3478, "udp", "0.0.0.0"),
+        (3478, "tcp", "0.0.0.0"),
+        (5349, "tcp", "0.0.0.0"),
+    } <= published
     assert len([p for p in published if 49152 <= p[0] <= 49200]) == 49
     assert "--static-auth-secret" in " ".join(coturn.inputs["command"])
     assert not has_secret(coturn.inputs["command"])  # the secret is in the env, not the command
@@ -270,4 +313,7 @@ def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
     gateway = containers["dograh-prod-gateway"]
     assert uploaded(gateway, "/etc/nginx/certs/local.crt").endswith("prod\n")
     assert not declaration.custom("tls:index/selfSignedCert:SelfSignedCert")
-    assert {(p["external"], p["ip"]) for p in gateway.inputs["ports"]} == {(80, "0.0.0.0"), (443, "0.0.0.0")}
+    assert {(p["external"], p["ip"]) for p in gateway.inputs["ports"]} == {
+        (80, "0.0.0.0"),
+        (443, "0.0.0.0"),
+    }

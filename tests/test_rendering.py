@@ -15,7 +15,7 @@ from components.rendering import (
 )
 
 GOLDEN = Path(__file__).parent / "golden"
-UPSTREAM_SERVER = re.compile(r"^\s*server (\S+):(\d+) max_fails=3 fail_timeout=10s;$", re.M)
+UPSTREAM_SERVER = re.compile(r"^\s*server (\S+):(\d+) max_fails=3 fail_timeout=10s;$", re.MULTILINE)
 
 
 def gateway(workers: int, **changes) -> GatewayConfig:
@@ -37,7 +37,7 @@ def gateway(workers: int, **changes) -> GatewayConfig:
 
 
 def upstream_block(config_text: str) -> str:
-    return re.search(r"upstream dograh_api \{(.*?)\n    \}", config_text, re.S).group(1)
+    return re.search(r"upstream dograh_api \{(.*?)\n    \}", config_text, re.DOTALL).group(1)
 
 
 @given(st.integers(min_value=1, max_value=64))
@@ -60,7 +60,7 @@ def test_matches_golden_file_for_four_workers():
 
 def test_api_location_keeps_calls_alive_and_retries_dead_workers():
     text = render_gateway_config(gateway(2))
-    api = re.search(r"location /api/v1/ \{(.*?)\n        \}", text, re.S).group(1)
+    api = re.search(r"location /api/v1/ \{(.*?)\n        \}", text, re.DOTALL).group(1)
     for directive in (
         "proxy_pass http://dograh_api;",
         "proxy_http_version 1.1;",
@@ -76,7 +76,7 @@ def test_api_location_keeps_calls_alive_and_retries_dead_workers():
 
 def test_plain_http_serves_acme_challenges_and_redirects_the_rest():
     text = render_gateway_config(gateway(1, public_https_port=8443))
-    plain = re.search(r"server \{\s+listen 80;(.*?)\n    \}", text, re.S).group(1)
+    plain = re.search(r"server \{\s+listen 80;(.*?)\n    \}", text, re.DOTALL).group(1)
     assert "location /.well-known/acme-challenge/" in plain
     assert "root /var/www/acme;" in plain
     assert "return 301 https://$host:8443$request_uri;" in plain

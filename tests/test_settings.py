@@ -5,7 +5,12 @@ import typing
 import pytest
 import yaml
 
-from components.settings import SECRET_KEYS, SettingsError, StackSettings, validate_settings
+from components.settings import (
+    SECRET_KEYS,
+    SettingsError,
+    StackSettings,
+    validate_settings,
+)
 from offline.declare import PROJECT_DIR
 
 
@@ -53,7 +58,7 @@ def test_all_problems_are_reported_at_once():
 
 
 def test_a_misspelt_key_is_refused_with_a_suggestion():
-    with pytest.raises(SettingsError, match="fastapiWorker is not a setting.*fastapiWorkers"):
+    with pytest.raises(SettingsError, match=r"fastapiWorker is not a setting.*fastapiWorkers"):
         validate_settings({"fastapiWorker": "8"}, set())
 
 
@@ -86,7 +91,10 @@ def test_pulumi_yaml_declares_every_plain_setting_with_the_models_type_and_defau
     assert set(declared) == set(fields)
     for key, field in fields.items():
         annotation = field.annotation
-        if typing.get_origin(annotation) in (typing.Union, __import__("types").UnionType):
+        if typing.get_origin(annotation) in (
+            typing.Union,
+            __import__("types").UnionType,
+        ):
             annotation = typing.get_args(annotation)[0]
         expected_type = {int: "integer", bool: "boolean"}.get(annotation, "string")
         assert declared[key]["type"] == expected_type, key

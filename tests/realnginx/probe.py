@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -89,11 +88,24 @@ def serve(config: str, workers: int, acme_dir: str) -> dict:
         for index in range(workers):
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, str(STANDIN), "--role", "api-worker", "--index", str(index), "--port", str(8000 + index)]
+                    [
+                        sys.executable,
+                        str(STANDIN),
+                        "--role",
+                        "api-worker",
+                        "--index",
+                        str(index),
+                        "--port",
+                        str(8000 + index),
+                    ]
                 )
             )
-        processes.append(subprocess.Popen([sys.executable, str(STANDIN), "--role", "ui", "--port", "3010"]))
-        processes.append(subprocess.Popen([sys.executable, str(STANDIN), "--role", "minio", "--port", "9000"]))
+        processes.append(
+            subprocess.Popen([sys.executable, str(STANDIN), "--role", "ui", "--port", "3010"])
+        )
+        processes.append(
+            subprocess.Popen([sys.executable, str(STANDIN), "--role", "minio", "--port", "9000"])
+        )
         for port in [*range(8000, 8000 + workers), 3010, 9000]:
             wait_for_port(port)
         nginx = subprocess.Popen(
@@ -147,7 +159,12 @@ def serve(config: str, workers: int, acme_dir: str) -> dict:
 
 
 def main() -> None:
-    config, workers, mode, acme_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    config, workers, mode, acme_dir = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        sys.argv[3],
+        sys.argv[4],
+    )
     isolate_names_and_network()
     check = subprocess.run(["nginx", "-t", "-c", config], capture_output=True, text=True)
     result = {"syntax_ok": check.returncode == 0, "nginx_t": check.stderr}

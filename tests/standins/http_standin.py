@@ -68,7 +68,10 @@ class Standin:
         }
 
     async def hold_websocket(
-        self, headers: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        headers: dict[str, str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         accept = base64.b64encode(
             hashlib.sha1((headers["sec-websocket-key"] + _WEBSOCKET_GUID).encode()).digest()

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Set up and run every test layer: scripts/test.sh
+# Or some layers only: scripts/test.sh lint unit program nginx
+#   lint     ruff (lint + format) and mypy on components/ and offline/
+#   unit     settings and rendered configs, no Pulumi runtime
+#   program  __main__.py under Pulumi's mocks, with the stack files a user has
+#   nginx    Debian's nginx checks and serves the generated config (needs root)
+# It installs what the tests need on a fresh Debian machine: a venv with requirements-dev.txt,
+# and Debian's nginx, iproute2 and openssl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+layers=("$@")
+[ ${#layers[@]} -eq 0 ] && layers=(lint unit program nginx)
+
+wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
+
+apt_install() {
+  local missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+if wants nginx; then
+  apt_install nginx:nginx-light ip:iproute2 openssl:openssl unshare:util-linux
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+  | { grep -v "^WARNING: Location" || true; }
+
+if wants lint; then
+  echo "== lint"
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  .venv/bin/mypy
+fi
+
+paths=()
+wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
+wants program && paths+=(tests/test_program.py)
+wants nginx && paths+=(tests/test_nginx_real.py)
+if [ ${#paths[@]} -gt 0 ]; then
+  echo "== pytest ${paths[*]}"
+  .venv/bin/python -m pytest -q "${paths[@]}"
+fi
