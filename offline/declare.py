@@ -19,6 +19,8 @@ import hashlib
 import json
 import logging
 import runpy
+import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,8 @@ class DeclaredResource:
     parent: str
     provider: str
     inputs: dict[str, Any]
+    # What the (mock) provider returned: the inputs plus computed outputs such as image_id.
+    outputs: dict[str, Any]
     id: str
     protect: bool
     delete_before_replace: bool
@@ -174,8 +178,6 @@ class _StatefulMocks:
     """Ids and computed outputs derived from inputs, as a provider with state would give."""
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        import pulumi
-
         inputs = dict(args.inputs)
         key = _digest(args.typ, args.name, _plain(inputs))
         state = dict(inputs)
@@ -186,18 +188,58 @@ class _StatefulMocks:
             state["image_id"] = f"sha256:{_digest(inputs.get('name'))}"
             state["repo_digest"] = f"{inputs.get('name')}@sha256:{_digest(inputs.get('name'))}"
         elif args.typ == "tls:index/privateKey:PrivateKey":
-            state["private_key_pem"] = (
-                f"-----BEGIN PRIVATE KEY-----\n{key}\n-----END PRIVATE KEY-----\n"
-            )
+            state["private_key_pem"] = _real_private_key(key)
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
-            state["cert_pem"] = f"-----BEGIN CERTIFICATE-----\n{key}\n-----END CERTIFICATE-----\n"
+            state["cert_pem"] = _real_self_signed_cert(key, _plain(inputs))
         elif args.typ == "docker:index/volume:Volume" and "name" not in inputs:
             state["name"] = f"{args.name}-{key[:8]}"
-        del pulumi  # imported for the side effect of a configured runtime only
         return f"{args.name}-{key[:12]}", state
 
     def call(self, args: Any) -> tuple[dict[str, Any], None]:
         return {}, None
+
+
+# Real keys and certificates, as pulumi-tls makes them, so servers can load what the program
+# uploads. Cached per inputs: the same inputs give the same PEM within a process, like state.
+_PEM_CACHE: dict[str, str] = {}
+
+
+def _real_private_key(cache_key: str) -> str:
+    if cache_key not in _PEM_CACHE:
+        _PEM_CACHE[cache_key] = subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    return _PEM_CACHE[cache_key]
+
+
+def _real_self_signed_cert(cache_key: str, inputs: dict[str, Any]) -> str:
+    if cache_key not in _PEM_CACHE:
+        names = [f"DNS:{n}" for n in inputs.get("dnsNames") or []] + [
+            f"IP:{ip}" for ip in inputs.get("ipAddresses") or []
+        ]
+        with tempfile.NamedTemporaryFile("w", suffix=".pem") as key_file:
+            key_file.write(inputs["privateKeyPem"])
+            key_file.flush()
+            command = [
+                "openssl",
+                "req",
+                "-x509",
+                "-key",
+                key_file.name,
+                "-subj",
+                f"/CN={inputs['subject']['commonName']}",
+                "-days",
+                str(max(1, int(inputs["validityPeriodHours"]) // 24)),
+            ]
+            if names:
+                command += ["-addext", f"subjectAltName={','.join(names)}"]
+            _PEM_CACHE[cache_key] = subprocess.run(
+                command, check=True, capture_output=True, text=True
+            ).stdout
+    return _PEM_CACHE[cache_key]
 
 
 def _plain(value: Any) -> Any:
@@ -255,6 +297,7 @@ def _declare_in_fresh_context(
                         parent=request.parent,
                         provider=request.provider,
                         inputs=_marked(inputs),
+                        outputs=_marked(rpc.deserialize_properties(response.object)),
                         id=response.id,
                         protect=bool(request.protect),
                         delete_before_replace=bool(request.deleteBeforeReplace),
