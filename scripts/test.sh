@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Set up and run every test layer: scripts/test.sh
-# Or some layers only: scripts/test.sh lint unit program nginx
+# Or some layers only: scripts/test.sh lint unit program nginx engine
 #   lint     ruff (lint + format) and mypy on components/ and offline/
 #   unit     settings and rendered configs, no Pulumi runtime
 #   program  __main__.py under Pulumi's mocks, with the stack files a user has
 #   nginx    Debian's nginx checks and serves the generated config (needs root)
+#   engine   the declared stack on a real Docker engine, with stand-in images built locally
 # It installs what the tests need on a fresh Debian machine: a venv with requirements-dev.txt,
-# and Debian's nginx, iproute2 and openssl.
+# Debian's nginx, iproute2 and openssl, and for the engine layer docker.io and debootstrap
+# (the tests start dockerd when it is not running, and stop it after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint unit program nginx)
+[ ${#layers[@]} -eq 0 ] && layers=(lint unit program nginx engine)
 
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
 
@@ -27,8 +29,14 @@ apt_install() {
   fi
 }
 
+if wants unit || wants program || wants nginx || wants engine; then
+  apt_install openssl:openssl  # the mocks make real TLS keys, as pulumi-tls does
+fi
 if wants nginx; then
-  apt_install nginx:nginx-light ip:iproute2 openssl:openssl unshare:util-linux
+  apt_install nginx:nginx-light ip:iproute2 unshare:util-linux
+fi
+if wants engine; then
+  apt_install dockerd:docker.io debootstrap:debootstrap
 fi
 
 if [ ! -x .venv/bin/python ]; then
@@ -49,6 +57,7 @@ paths=()
 wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
 wants program && paths+=(tests/test_program.py)
 wants nginx && paths+=(tests/test_nginx_real.py)
+wants engine && paths+=(tests/engine)
 if [ ${#paths[@]} -gt 0 ]; then
   echo "== pytest ${paths[*]}"
   .venv/bin/python -m pytest -q "${paths[@]}"

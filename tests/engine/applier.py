@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tarfile
 import time
 from collections.abc import Callable
@@ -57,6 +58,9 @@ CONTAINER_INPUTS = {
 }  # fmt: skip
 
 
+_LOG = logging.getLogger(__name__)
+
+
 class ApplyError(RuntimeError):
     pass
 
@@ -89,7 +93,11 @@ def _duration_ns(text: str) -> int:
 
 
 class EngineApplier:
-    def __init__(self, client: docker.DockerClient, log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        log: Callable[[str], None] = _LOG.info,
+    ):
         self.client = client
         self.log = log
         # What exists, per resource, as Pulumi's state would record it: updated step by step,

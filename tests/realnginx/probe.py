@@ -9,17 +9,18 @@ object with what it saw; the pytest side asserts on it.
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-STANDIN = Path(__file__).resolve().parent.parent / "standins" / "http_standin.py"
+TESTS = Path(__file__).resolve().parent.parent
+STANDIN = TESTS / "standins" / "http_standin.py"
+sys.path.insert(0, str(TESTS))
+from clients import WebSocketCall, http_get, https_get  # noqa: E402
 
 
 def isolate_names_and_network() -> None:
@@ -39,47 +40,6 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
-
-
-def https(path: str, host: str = "localhost") -> tuple[int, dict]:
-    context = ssl._create_unverified_context()
-    connection = http.client.HTTPSConnection("127.0.0.1", 443, context=context, timeout=5)
-    connection.request("GET", path, headers={"Host": host})
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    try:
-        return response.status, json.loads(body)
-    except ValueError:
-        return response.status, {"text": body.decode(errors="replace")}
-
-
-def plain_http(path: str) -> tuple[int, str, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
-    connection.request("GET", path, headers={"Host": "localhost"})
-    response = connection.getresponse()
-    body = response.read().decode(errors="replace")
-    return response.status, response.getheader("Location") or "", body
-
-
-def open_websocket() -> tuple[ssl.SSLSocket, int]:
-    context = ssl._create_unverified_context()
-    raw = socket.create_connection(("127.0.0.1", 443), timeout=5)
-    sock = context.wrap_socket(raw, server_hostname="localhost")
-    sock.sendall(
-        b"GET /api/v1/ws/call HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    received = b""
-    while b"\r\n\r\n" not in received:
-        received += sock.recv(4096)
-    head, _, rest = received.partition(b"\r\n\r\n")
-    status = int(head.split(b" ")[1])
-    while len(rest) < 2 or len(rest) < 2 + rest[1]:
-        rest += sock.recv(4096)
-    hello = json.loads(rest[2 : 2 + rest[1]])
-    return sock, (status, hello["worker"])
 
 
 def serve(config: str, workers: int, acme_dir: str) -> dict:
@@ -118,39 +78,39 @@ def serve(config: str, workers: int, acme_dir: str) -> dict:
         Path(acme_dir, ".well-known", "acme-challenge").mkdir(parents=True)
         Path(acme_dir, ".well-known", "acme-challenge", "token123").write_text("token123.proof")
         seen = {}
-        health = [https("/api/v1/health")[1] for _ in range(workers * 3)]
+        health = [https_get(443, "/api/v1/health")[1] for _ in range(workers * 3)]
         seen["health_workers"] = sorted({answer["worker"] for answer in health})
         seen["forwarded_proto"] = sorted({answer["forwarded_proto"] for answer in health})
-        seen["ui"] = https("/")[1].get("role")
-        seen["voice_audio"] = https("/voice-audio/call-1.wav")[1].get("path")
-        seen["acme"] = plain_http("/.well-known/acme-challenge/token123")[::2]
-        seen["redirect"] = plain_http("/calls?id=7")[:2]
-        sockets = [open_websocket() for _ in range(2 * workers)]
-        seen["websocket_status"] = sorted({status for _, (status, _) in sockets})
+        seen["ui"] = https_get(443, "/")[1].get("role")
+        seen["voice_audio"] = https_get(443, "/voice-audio/call-1.wav")[1].get("path")
+        seen["acme"] = http_get(80, "/.well-known/acme-challenge/token123")[::2]
+        seen["redirect"] = http_get(80, "/calls?id=7")[:2]
+        sockets = [WebSocketCall(443) for _ in range(2 * workers)]
+        seen["websocket_status"] = sorted({call.status for call in sockets})
         per_worker = {}
-        for _, (_, worker) in sockets:
-            per_worker[worker] = per_worker.get(worker, 0) + 1
+        for call in sockets:
+            per_worker[call.worker] = per_worker.get(call.worker, 0) + 1
         seen["websockets_per_worker"] = [per_worker.get(i, 0) for i in range(workers)]
         if workers > 1:
             # Calls on worker 0 end; the next calls must go to it, the least loaded worker.
-            for sock, (_, worker) in sockets:
-                if worker == 0:
-                    sock.close()
-            sockets = [entry for entry in sockets if entry[1][1] != 0]
+            for call in sockets:
+                if call.worker == 0:
+                    call.close()
+            sockets = [call for call in sockets if call.worker != 0]
             time.sleep(0.3)
-            refill = [open_websocket() for _ in range(2)]
-            seen["refill_workers"] = sorted(worker for _, (_, worker) in refill)
+            refill = [WebSocketCall(443) for _ in range(2)]
+            seen["refill_workers"] = sorted(call.worker for call in refill)
             sockets += refill
         if workers > 1:
             processes[0].kill()  # worker 0 dies; nginx must retry on the others
             processes[0].wait()
-            answers = [https("/api/v1/health") for _ in range(workers * 4)]
+            answers = [https_get(443, "/api/v1/health") for _ in range(workers * 4)]
             seen["after_worker_0_died"] = {
                 "statuses": sorted({status for status, _ in answers}),
                 "workers": sorted({body.get("worker") for _, body in answers}),
             }
-        for sock, _ in sockets:
-            sock.close()
+        for call in sockets:
+            call.close()
         return seen
     finally:
         for process in processes:

@@ -1,0 +1,88 @@
+"""Small HTTPS and WebSocket clients (standard library) for talking through nginx in tests."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import ssl
+from typing import Any
+
+_INSECURE = ssl._create_unverified_context()  # the stacks under test use self-signed certificates
+
+
+def https_get(
+    port: int, path: str, host: str = "localhost", headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """GET over TLS to 127.0.0.1:port; the body parsed as JSON when it is JSON."""
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=_INSECURE, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        return response.status, {"text": body.decode(errors="replace")}
+
+
+def http_get(port: int, path: str, host: str = "localhost") -> tuple[int, str, str]:
+    """Plain-HTTP GET: status, Location header, body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.getheader("Location") or "", response.read().decode()
+    finally:
+        connection.close()
+
+
+class WebSocketCall:
+    """A WebSocket opened through nginx, held like a live call; its first text frame is JSON."""
+
+    def __init__(self, port: int, path: str = "/api/v1/ws/call", host: str = "localhost"):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = _INSECURE.wrap_socket(raw, server_hostname=host)
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during the WebSocket handshake")
+            received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        self.status = int(head.split(b" ")[1])
+        while len(rest) < 2 or len(rest) < 2 + (rest[1] & 0x7F):
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed before the first frame")
+            rest += chunk
+        self.hello: dict[str, Any] = json.loads(rest[2 : 2 + (rest[1] & 0x7F)])
+
+    @property
+    def worker(self) -> int:
+        return int(self.hello["worker"])
+
+    def still_open(self, wait_seconds: float = 0.2) -> bool:
+        """True when the server has neither closed the connection nor sent a close frame."""
+        self.sock.settimeout(wait_seconds)
+        try:
+            data = self.sock.recv(1)
+        except (TimeoutError, ssl.SSLWantReadError):
+            return True
+        except OSError:
+            return False
+        return bool(data) and data[0] & 0x0F != 0x8
+
+    def close(self) -> None:
+        # A masked close frame with an empty payload; the peer may already be gone.
+        with contextlib.suppress(OSError):
+            self.sock.sendall(b"\x88\x80\x00\x00\x00\x00")
+        self.sock.close()

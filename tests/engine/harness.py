@@ -1,0 +1,142 @@
+"""The dev stack, as a user configures it, on the real engine: shared by tests and benchmarks.
+
+`EngineStack` declares the program with stacks/Pulumi.dev.yaml plus overrides (the stack is
+named `enginetest` so its Docker names cannot meet a developer's own dev stack, and nginx is
+published on 127.0.0.1:18080/18443), applies it with the applier, and talks to it the way a
+user's client does: through nginx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+
+from offline.declare import Declaration, declare, reveal, stack_config
+from tests.clients import WebSocketCall, https_get
+from tests.engine.applier import EngineApplier, Plan
+from tests.engine.dockerd import docker_engine
+from tests.engine.images import BuildReport, build_standins
+
+STACK = "enginetest"
+HTTP_PORT = 18080
+HTTPS_PORT = 18443
+PREFIX = f"dograh-{STACK}"
+
+
+def container_name(service: str) -> str:
+    return f"{PREFIX}-{service}"
+
+
+class EngineStack:
+    def __init__(self, client: docker.DockerClient, log: Callable[[str], None] | None = None):
+        self.client = client
+        self.applier = EngineApplier(client, log=log) if log else EngineApplier(client)
+        self.declaration: Declaration | None = None
+
+    def declare(self, **settings: Any) -> Declaration:
+        overrides = {"httpPort": str(HTTP_PORT), "httpsPort": str(HTTPS_PORT)}
+        overrides.update({key: str(value) for key, value in settings.items()})
+        return declare(STACK, config=stack_config("dev", overrides))
+
+    def apply(self, **settings: Any) -> Plan:
+        declaration = self.declare(**settings)
+        plan = self.applier.apply(declaration)
+        self.declaration = declaration
+        return plan
+
+    def remove_leftovers(self) -> None:
+        """Containers, volumes and the network an interrupted earlier run left behind."""
+        for container in self.client.containers.list(all=True, filters={"name": PREFIX}):
+            container.remove(force=True)
+        for volume in self.client.volumes.list(filters={"name": PREFIX}):
+            volume.remove(force=True)
+        for network in self.client.networks.list(names=[f"{PREFIX}-net"]):
+            network.remove()
+
+    # ---- looking at it --------------------------------------------------------------------
+
+    def container(self, service: str):
+        return self.client.containers.get(container_name(service))
+
+    def env(self, service: str) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in self.container(service).attrs["Config"]["Env"])
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        return https_get(HTTPS_PORT, "/api/v1/health")
+
+    def workers_answering(self, requests: int) -> set[int]:
+        answers = [self.health() for _ in range(requests)]
+        return {body["worker"] for status, body in answers if status == 200}
+
+    def exec(self, service: str, command: str) -> str:
+        result = self.container(service).exec_run(["sh", "-c", command])
+        output = result.output.decode(errors="replace")
+        if result.exit_code != 0:
+            raise RuntimeError(f"{command!r} in {service} failed: {output}")
+        return output.strip()
+
+    def psql(self, sql: str) -> str:
+        return self.exec(
+            "postgres", f'PGPASSWORD="$POSTGRES_PASSWORD" psql -U postgres -d postgres -tAc "{sql}"'
+        )
+
+    def s3(self, operation: str) -> str:
+        """Run a boto3 call inside the api container with the credentials it was given."""
+        script = (
+            "import os, boto3; from botocore.config import Config; "
+            "s3 = boto3.client('s3', endpoint_url='http://' + os.environ['MINIO_ENDPOINT'], "
+            "aws_access_key_id=os.environ['MINIO_ACCESS_KEY'], "
+            "aws_secret_access_key=os.environ['MINIO_SECRET_KEY'], region_name='us-east-1', "
+            "config=Config(s3={'addressing_style': 'path'})); "
+            "bucket = os.environ['MINIO_BUCKET']; " + operation
+        )
+        return self.exec("api", f'python3 -c "{script}"')
+
+    def secrets(self) -> dict[str, str]:
+        assert self.declaration is not None
+        return {
+            key: reveal(value)
+            for key, value in self.declaration.outputs.items()
+            if key.endswith(("Secret", "Password"))
+        }
+
+    @contextlib.contextmanager
+    def calls(self, count: int) -> Iterator[list[WebSocketCall]]:
+        opened = []
+        try:
+            for _ in range(count):
+                opened.append(WebSocketCall(HTTPS_PORT))
+            yield opened
+        finally:
+            for call in opened:
+                call.close()
+
+    def wait_until(self, condition, timeout: float, interval: float = 0.5) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if condition():
+                    return True
+            time.sleep(interval)
+        return False
+
+
+@contextlib.contextmanager
+def engine_stack(
+    log: Callable[[str], None] | None = None,
+) -> Iterator[tuple[EngineStack, BuildReport]]:
+    """A Docker engine with the stand-in images built, and an empty `enginetest` stack that
+    is destroyed (volumes included) afterwards."""
+    with docker_engine() as client:
+        report = build_standins(client)
+        stack = EngineStack(client, log=log)
+        stack.remove_leftovers()
+        try:
+            yield stack, report
+        finally:
+            stack.applier.destroy()
+            stack.remove_leftovers()
