@@ -55,7 +55,7 @@ fi
 
 paths=()
 wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
-wants program && paths+=(tests/test_program.py)
+wants program && paths+=(tests/test_program.py tests/test_applier_plan.py)
 wants nginx && paths+=(tests/test_nginx_real.py)
 wants engine && paths+=(tests/engine)
 if [ ${#paths[@]} -gt 0 ]; then
