@@ -78,6 +78,13 @@ class ContainerSpec:
     labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     destroy_grace_seconds: int | None = None
     wait_timeout_seconds: int = 120
+    # Containers are deleted before their replacement is created, because Docker refuses two
+    # containers with one name. A container whose name changes with each replacement (an api
+    # generation) can instead start its replacement first.
+    create_before_delete: bool = False
+    hooks: pulumi.ResourceHookBinding | None = None
+    # Inputs that a later step keeps up to date in place (nginx's config, reloaded).
+    ignore_changes: Sequence[str] = ()
 
 
 def declare_container(
@@ -124,9 +131,11 @@ def declare_container(
         opts=pulumi.ResourceOptions(
             parent=owner,
             provider=provider,
-            delete_before_replace=True,
+            delete_before_replace=not spec.create_before_delete,
             replace_on_changes=["healthcheck"],
             depends_on=list(depends_on),
+            hooks=spec.hooks,
+            ignore_changes=list(spec.ignore_changes) or None,
         ),
     )
 

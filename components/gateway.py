@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from components.container import (
@@ -16,6 +18,7 @@ from components.container import (
     published_port,
 )
 from components.rendering import GatewayConfig, render_gateway_config
+from components.rollout import RELOAD_GATEWAY_SCRIPT, docker_cli_environment
 
 NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf"
 CERTIFICATE_PATH = "/etc/nginx/certs/local.crt"
@@ -38,6 +41,9 @@ class GatewayArgs:
     https_port: int
     # nginx resolves every upstream name once, at start: those containers must exist first.
     upstreams: Sequence[pulumi.Resource] = ()
+    # zeroDowntime: nginx stays, and a config change is written in and reloaded gracefully.
+    reload_in_place: bool = False
+    docker_host: str | None = None
 
 
 class Gateway(pulumi.ComponentResource):
@@ -52,19 +58,28 @@ class Gateway(pulumi.ComponentResource):
             name=args.placement.docker_name("acme-webroot"),
             opts=pulumi.ResourceOptions(parent=self, provider=args.placement.provider),
         )
-        declare_container(
+        if args.reload_in_place:
+            # The config is uploaded at creation only; later versions are reloaded in place.
+            labels: dict[str, pulumi.Input[str]] = {}
+            ignore_changes = ["uploads"]
+        else:
+            # nginx resolved `api` to the old container's address when it started; a new
+            # api container (new id) must bring a new nginx, or traffic goes to a dead
+            # address. Labels force a replacement in the docker provider.
+            labels = {API_CONTAINER_LABEL: args.api_container_id}
+            ignore_changes = []
+        gateway = declare_container(
             self,
             name,
             ContainerSpec(
-                image=args.image,
                 service="gateway",
+                image=args.image,
                 alias="gateway",
                 uploads=[
                     docker.ContainerUploadArgs(file=NGINX_CONFIG_PATH, content=rendered),
                     docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem),
                     docker.ContainerUploadArgs(
-                        file=PRIVATE_KEY_PATH,
-                        content=pulumi.Output.secret(args.private_key_pem),
+                        file=PRIVATE_KEY_PATH, content=pulumi.Output.secret(args.private_key_pem)
                     ),
                 ],
                 volumes=[mounted(webroot, ACME_WEBROOT, read_only=True)],
@@ -72,14 +87,31 @@ class Gateway(pulumi.ComponentResource):
                     published_port(80, args.http_port, ip=args.bind_address),
                     published_port(443, args.https_port, ip=args.bind_address),
                 ],
-                # nginx resolved `api` to the old container's address when it started; a new
-                # api container (new id) must bring a new nginx, or traffic goes to a dead
-                # address. Labels force a replacement in the docker provider.
-                labels={API_CONTAINER_LABEL: args.api_container_id},
+                labels=labels,
+                ignore_changes=ignore_changes,
             ),
             args.placement,
             depends_on=args.upstreams,
         )
+        if args.reload_in_place:
+            # Runs when the rendered config, the gateway or the api generation changes; only
+            # after the (new) api container is healthy, since its id is a trigger. Its stdin,
+            # the whole config, is what a reviewer reads in `pulumi preview --diff`.
+            command.local.Command(
+                f"{name}-reload",
+                create=RELOAD_GATEWAY_SCRIPT,
+                stdin=rendered,
+                environment={
+                    "GATEWAY_CONTAINER": gateway.name,
+                    **docker_cli_environment(args.docker_host),
+                },
+                triggers=[
+                    hashlib.sha256(rendered.encode()).hexdigest(),
+                    gateway.id,
+                    args.api_container_id,
+                ],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.nginx_config = pulumi.Output.from_input(rendered)
         self.https_port = pulumi.Output.from_input(args.https_port)
         self.register_outputs({"nginx_config": self.nginx_config, "https_port": self.https_port})

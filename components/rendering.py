@@ -11,6 +11,9 @@ from pathlib import Path
 
 import jinja2
 
+# nginx's unpublished plain-HTTP port for the ui's server-side api calls.
+GATEWAY_INTERNAL_PORT = 8080
+
 # Dograh's start script binds uvicorn worker i to UVICORN_BASE_PORT + i.
 UVICORN_BASE_PORT = 8000
 
@@ -46,6 +49,7 @@ class GatewayConfig:
     acme_webroot: str
     http_port: int = 80
     https_port: int = 443
+    internal_port: int = GATEWAY_INTERNAL_PORT
     pid_path: str = "/var/run/nginx.pid"
     mime_types_path: str = "/etc/nginx/mime.types"
 
@@ -67,6 +71,7 @@ def render_gateway_config(config: GatewayConfig) -> str:
         acme_webroot=config.acme_webroot,
         http_port=config.http_port,
         https_port=config.https_port,
+        internal_port=config.internal_port,
         pid_path=config.pid_path,
         mime_types_path=config.mime_types_path,
     )

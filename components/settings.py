@@ -8,6 +8,7 @@ key, the value given and what is allowed, before the program declares any resour
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -176,6 +177,28 @@ class StackSettings(BaseModel):
         le=3600,
         description="an integer from 0 to 3600 (seconds between SIGTERM and SIGKILL)",
     )
+    rollout_strategy: Literal["zeroDowntime", "recreate"] = Field(
+        "zeroDowntime",
+        alias="rolloutStrategy",
+        description="'zeroDowntime' (new api generation beside the old, nginx reload, drain) "
+        "or 'recreate' (replace api and nginx)",
+    )
+    drain_timeout_seconds: int = Field(
+        1200,
+        alias="drainTimeoutSeconds",
+        ge=0,
+        le=86400,
+        description="an integer from 0 to 86400 (how long an old api generation may finish "
+        "its live calls)",
+    )
+    api_health_timeout_seconds: int = Field(
+        300,
+        alias="apiHealthTimeoutSeconds",
+        ge=10,
+        le=3600,
+        description="an integer from 10 to 3600 (how long a new api container may take to "
+        "become healthy)",
+    )
     s3_bucket: str | None = Field(
         None,
         alias="s3Bucket",
@@ -244,6 +267,9 @@ class LoadedSettings:
     # The standard `docker:host` / `docker:sshOpts` settings, passed to the explicit provider.
     docker_host: str | None = None
     docker_ssh_opts: list[str] | None = None
+    # A one-way digest of the secret settings that are set (never their values): a changed
+    # secret must give the api a new generation name, and names cannot wait for Outputs.
+    secret_fingerprint: str = ""
 
 
 class SettingsError(ValueError):
@@ -373,9 +399,13 @@ def load_settings() -> LoadedSettings:
     secrets = SecretSettings(
         {key: value for key in SECRET_KEYS if (value := config.get_secret(key)) is not None}
     )
+    fingerprint = hashlib.sha256()
+    for key in sorted(secrets_present):
+        fingerprint.update(f"{key}\0{config.get(key)}\0".encode())
     return LoadedSettings(
         settings=settings,
         secrets=secrets,
+        secret_fingerprint=fingerprint.hexdigest()[:12] if secrets_present else "",
         docker_host=docker_host,
         docker_ssh_opts=docker_config.get_object("sshOpts"),
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.api import Api, ApiArgs
+from components.api import Api, ApiArgs, ZeroDowntimeRollout
 from components.container import Placement
 from components.gateway import (
     ACME_WEBROOT,
@@ -20,7 +20,7 @@ from components.minio import MINIO_API_PORT, Minio, MinioArgs
 from components.network import StackNetwork, StackNetworkArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
-from components.rendering import GatewayConfig, TurnConfig
+from components.rendering import GATEWAY_INTERNAL_PORT, GatewayConfig, TurnConfig
 from components.secrets import StackCredentials, StackCredentialsArgs
 from components.settings import LoadedSettings
 from components.tls import GatewayCertificate, GatewayCertificateArgs
@@ -72,6 +72,7 @@ class DograhStack(pulumi.ComponentResource):
             provider=provider, network_name=network.network_name, name_prefix=prefix
         )
         loopback = settings.publish_internal_on_loopback
+        zero_downtime = settings.rollout_strategy == "zeroDowntime"
 
         external_database_url = secrets.get("externalDatabaseUrl")
         if external_database_url is not None:
@@ -156,13 +157,26 @@ class DograhStack(pulumi.ComponentResource):
                 turn_secret=credentials.turn_secret if settings.enable_turn else None,
                 server_ip=settings.server_ip,
                 stop_grace_seconds=settings.api_stop_grace_seconds,
+                health_timeout_seconds=settings.api_health_timeout_seconds,
+                zero_downtime=ZeroDowntimeRollout(
+                    secret_fingerprint=args.loaded.secret_fingerprint,
+                    drain_timeout_seconds=settings.drain_timeout_seconds,
+                    docker_host=args.loaded.docker_host,
+                )
+                if zero_downtime
+                else None,
                 publish_on_loopback=loopback,
             ),
             opts=child,
         )
         ui = Ui(
             f"{name}-ui",
-            UiArgs(placement=placement, image=settings.ui_image, api_url=api.internal_url),
+            # Through nginx's internal port, so the ui follows the api through rollouts.
+            UiArgs(
+                placement=placement,
+                image=settings.ui_image,
+                api_url=f"http://gateway:{GATEWAY_INTERNAL_PORT}",
+            ),
             opts=child,
         )
 
@@ -181,7 +195,7 @@ class DograhStack(pulumi.ComponentResource):
                 placement=placement,
                 image=settings.nginx_image,
                 config=GatewayConfig(
-                    api_host="api",
+                    api_host=api.upstream_alias,
                     fastapi_workers=settings.fastapi_workers,
                     ui_host="ui",
                     ui_port=UI_PORT,
@@ -200,6 +214,8 @@ class DograhStack(pulumi.ComponentResource):
                 http_port=settings.http_port,
                 https_port=settings.https_port,
                 upstreams=[api, ui, *([minio] if minio is not None else [])],
+                reload_in_place=zero_downtime,
+                docker_host=args.loaded.docker_host,
             ),
             opts=child,
         )
@@ -222,7 +238,8 @@ class DograhStack(pulumi.ComponentResource):
         self.credentials = credentials
         self.public_url = pulumi.Output.from_input(settings.public_base_url)
         self.fastapi_workers = pulumi.Output.from_input(settings.fastapi_workers)
-        self.api_upstream = api.worker_ports.apply(lambda ports: [f"api:{port}" for port in ports])
+        alias = api.upstream_alias
+        self.api_upstream = api.worker_ports.apply(lambda ports: [f"{alias}:{p}" for p in ports])
         self.nginx_config = gateway.nginx_config
         self.register_outputs(
             {

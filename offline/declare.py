@@ -22,6 +22,7 @@ import runpy
 import subprocess
 import tempfile
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,10 @@ class DeclaredResource:
     protect: bool
     delete_before_replace: bool
     replace_on_changes: list[str]
+    ignore_changes: list[str]
     dependencies: list[str]
+    # Names of the resource hooks bound to run before it is deleted (also on replacement).
+    before_delete_hooks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +67,9 @@ class Declaration:
     outputs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    # Resource hooks by name: the SDK's own callback, which takes a serialized
+    # ResourceHookRequest, as the Pulumi engine would invoke it.
+    hooks: dict[str, Callable[[bytes], Awaitable[Any]]] = field(default_factory=dict)
 
     def custom(self, type_: str | None = None) -> list[DeclaredResource]:
         return [r for r in self.resources if r.custom and (type_ is None or r.type == type_)]
@@ -72,6 +79,18 @@ class Declaration:
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]
+
+    def changed_inputs(self, before: DeclaredResource) -> list[str]:
+        """Input keys of `before` that differ in this declaration's resource of the same URN,
+        leaving out what the resource's ignore_changes names."""
+        after = next(r for r in self.resources if r.urn == before.urn)
+        ignored = set(after.ignore_changes)
+        return sorted(
+            key
+            for key in before.inputs.keys() | after.inputs.keys()
+            if key not in ignored
+            and reveal(before.inputs.get(key)) != reveal(after.inputs.get(key))
+        )
 
     def containers(self) -> dict[str, DeclaredResource]:
         """Declared containers by their Docker name."""
@@ -302,10 +321,17 @@ def _declare_in_fresh_context(
                         protect=bool(request.protect),
                         delete_before_replace=bool(request.deleteBeforeReplace),
                         replace_on_changes=list(request.replaceOnChanges),
+                        ignore_changes=list(request.ignoreChanges),
                         dependencies=list(request.dependencies),
+                        before_delete_hooks=list(request.hooks.before_delete),
                     )
                 )
             return response
+
+        def RegisterResourceHook(self, request: Any) -> Any:
+            servicer = pulumi.runtime.settings.SETTINGS.callbacks
+            result.hooks[request.name] = servicer._callbacks[request.callback.token]
+            return super().RegisterResourceHook(request)
 
     logger = logging.getLogger(f"dograh.declare.{id(result)}")
     logger.propagate = False

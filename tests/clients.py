@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import select
 import socket
 import ssl
 from typing import Any
@@ -70,16 +72,43 @@ class WebSocketCall:
     def worker(self) -> int:
         return int(self.hello["worker"])
 
+    def _read_exactly(self, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = self.sock.recv(count - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+
     def still_open(self, wait_seconds: float = 0.2) -> bool:
-        """True when the server has neither closed the connection nor sent a close frame."""
-        self.sock.settimeout(wait_seconds)
+        """True while the server has neither closed the connection nor sent a close frame.
+        Answers the server's pings on the way, as a browser does."""
         try:
-            data = self.sock.recv(1)
-        except (TimeoutError, ssl.SSLWantReadError):
-            return True
-        except OSError:
+            while True:
+                readable = self.sock.pending() > 0 or bool(
+                    select.select([self.sock], [], [], wait_seconds)[0]
+                )
+                if not readable:
+                    return True
+                wait_seconds = 0
+                self.sock.settimeout(10)
+                first, second = self._read_exactly(2)
+                length = second & 0x7F
+                if length == 126:
+                    length = int.from_bytes(self._read_exactly(2), "big")
+                elif length == 127:
+                    length = int.from_bytes(self._read_exactly(8), "big")
+                payload = self._read_exactly(length) if length else b""
+                opcode = first & 0x0F
+                if opcode == 0x8:
+                    return False
+                if opcode == 0x9:  # ping: answer with a masked pong carrying the same payload
+                    mask = os.urandom(4)
+                    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+                    self.sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
+        except (OSError, ValueError):
             return False
-        return bool(data) and data[0] & 0x0F != 0x8
 
     def close(self) -> None:
         # A masked close frame with an empty payload; the peer may already be gone.

@@ -29,13 +29,25 @@ def with_container_inputs(declaration: Declaration, service: str, **inputs) -> D
     return dataclasses.replace(declaration, resources=resources)
 
 
-def test_a_new_worker_count_replaces_the_api_and_nginx_only():
-    applier = applied(declare("dev", config={**CONFIG, "dograh:fastapiWorkers": "2"}))
-    plan = applier.plan(declare("dev", config={**CONFIG, "dograh:fastapiWorkers": "3"}))
+def test_recreate_a_new_worker_count_replaces_the_api_and_nginx_only():
+    recreate = {**CONFIG, "dograh:rolloutStrategy": "recreate"}
+    applier = applied(declare("dev", config={**recreate, "dograh:fastapiWorkers": "2"}))
+    plan = applier.plan(declare("dev", config={**recreate, "dograh:fastapiWorkers": "3"}))
     assert plan.names("replace", "create", "delete") == {
         "dograh-api-container",
         "dograh-gateway-container",
     }
+
+
+def test_zero_downtime_a_new_worker_count_replaces_the_generation_and_reruns_the_reload():
+    applier = applied(declare("dev", config={**CONFIG, "dograh:fastapiWorkers": "2"}))
+    plan = applier.plan(declare("dev", config={**CONFIG, "dograh:fastapiWorkers": "3"}))
+    assert plan.names("replace", "create", "delete") == {
+        "dograh-api-container",
+        "dograh-gateway-reload",
+    }
+    # The gateway's uploads changed, but the program ignores them: nginx is reloaded instead.
+    assert "dograh-gateway-container" in plan.names("same")
 
 
 def test_a_restart_policy_change_is_an_in_place_update():

@@ -11,7 +11,15 @@ from offline.declare import Declaration, DeclaredResource, declare, has_secret, 
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
-UPSTREAM_SERVER = re.compile(r"^\s*server api:(\d+) max_fails=3 fail_timeout=10s;$", re.MULTILINE)
+UPSTREAM_SERVER = re.compile(
+    r"^\s*server ([\w-]+):(\d+) max_fails=3 fail_timeout=10s;$", re.MULTILINE
+)
+RECREATE = {"rolloutStrategy": "recreate"}
+
+
+def api(declaration: Declaration) -> DeclaredResource:
+    """The container running the uvicorn workers (`api`, or `api-<generation>`)."""
+    return declaration.by_name("dograh-api-container")
 
 
 def envs(container: DeclaredResource) -> dict[str, str]:
@@ -23,19 +31,24 @@ def uploaded(container: DeclaredResource, path: str) -> str:
     return files[path]
 
 
-def upstream_ports(declaration: Declaration) -> list[int]:
-    gateway = declaration.containers()["dograh-dev-gateway"]
-    return [int(port) for port in UPSTREAM_SERVER.findall(uploaded(gateway, NGINX_CONFIG_PATH))]
+def upstream(declaration: Declaration) -> list[tuple[str, int]]:
+    gateway = declaration.containers()[f"dograh-{declaration_stack(declaration)}-gateway"]
+    servers = UPSTREAM_SERVER.findall(uploaded(gateway, NGINX_CONFIG_PATH))
+    return [(host, int(port)) for host, port in servers]
+
+
+def declaration_stack(declaration: Declaration) -> str:
+    return declaration.resources[0].urn.split("::")[0].split(":")[-1]
 
 
 def changed(before: Declaration, after: Declaration) -> set[str]:
-    """Resources added, removed, or whose declared inputs differ."""
-    old = {r.urn: r.inputs for r in before.custom()}
-    new = {r.urn: r.inputs for r in after.custom()}
-    return {
-        urn.split("::")[-1]
-        for urn in old.keys() | new.keys()
-        if reveal(old.get(urn)) != reveal(new.get(urn))
+    """Resources added, removed, or whose declared inputs differ (less ignore_changes)."""
+    old = {r.urn: r for r in before.custom()}
+    new = {r.urn for r in after.custom()}
+    return {urn.split("::")[-1] for urn in old.keys() ^ new} | {
+        resource.name
+        for urn, resource in old.items()
+        if urn in new and after.changed_inputs(resource)
     }
 
 
@@ -47,7 +60,20 @@ def dev() -> Declaration:
 
 
 def test_dev_stack_declares_every_service_container(dev):
-    assert set(dev.containers()) == {
+    generation = api(dev).inputs["name"].removeprefix("dograh-dev-api-")
+    assert re.fullmatch(r"[0-9a-f]{6}", generation)
+    services = (
+        "postgres",
+        "redis",
+        "minio",
+        f"api-{generation}",
+        "api-singletons",
+        "ui",
+        "gateway",
+    )
+    assert set(dev.containers()) == {f"dograh-dev-{service}" for service in services}
+    recreate = declare("dev", RECREATE)
+    assert set(recreate.containers()) == {
         f"dograh-dev-{service}"
         for service in ("postgres", "redis", "minio", "api", "ui", "gateway")
     }
@@ -57,20 +83,21 @@ def test_dev_stack_declares_every_service_container(dev):
 @given(workers=st.integers(min_value=1, max_value=64))
 def test_the_api_env_and_the_nginx_upstream_agree_for_every_worker_count(workers):
     declaration = declare("dev", {"fastapiWorkers": str(workers)})
-    api = declaration.containers()["dograh-dev-api"]
-    assert envs(api)["FASTAPI_WORKERS"] == str(workers)
-    assert upstream_ports(declaration) == list(range(8000, 8000 + workers))
+    workers_container = api(declaration)
+    assert envs(workers_container)["FASTAPI_WORKERS"] == str(workers)
+    alias = reveal(workers_container.inputs["networksAdvanced"])[0]["aliases"][0]
+    assert upstream(declaration) == [(alias, port) for port in range(8000, 8000 + workers)]
 
 
-def test_changing_workers_changes_only_the_api_and_nginx_containers():
-    four = declare("dev", {"fastapiWorkers": "4"})
-    eight = declare("dev", {"fastapiWorkers": "8"})
+def test_recreate_changing_workers_changes_only_the_api_and_nginx_containers():
+    four = declare("dev", {**RECREATE, "fastapiWorkers": "4"})
+    eight = declare("dev", {**RECREATE, "fastapiWorkers": "8"})
     assert changed(four, eight) == {"dograh-api-container", "dograh-gateway-container"}
 
 
-def test_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_old_address():
-    before = declare("dev")
-    after = declare("dev", {"apiImage": "dograhai/dograh-api:v1.30.0"})
+def test_recreate_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_old_address():
+    before = declare("dev", RECREATE)
+    after = declare("dev", {**RECREATE, "apiImage": "dograhai/dograh-api:v1.30.0"})
     assert changed(before, after) == {
         "dograh-api-image",
         "dograh-api-container",
@@ -78,12 +105,69 @@ def test_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_old_addre
     }
     # nginx is tied to the api container it resolved: a new api container id is a new label.
     for declaration in (before, after):
-        containers = declaration.containers()
-        labels = {
-            item["label"]: item["value"]
-            for item in containers["dograh-dev-gateway"].inputs["labels"]
-        }
-        assert labels[API_CONTAINER_LABEL] == containers["dograh-dev-api"].id
+        gateway = declaration.containers()["dograh-dev-gateway"]
+        labels = {item["label"]: item["value"] for item in gateway.inputs["labels"]}
+        assert labels[API_CONTAINER_LABEL] == api(declaration).id
+
+
+def reload_config(declaration: Declaration) -> str:
+    return reveal(declaration.by_name("dograh-gateway-reload").inputs["stdin"])
+
+
+def test_zero_downtime_changing_workers_starts_a_new_generation_and_reloads_nginx():
+    four = declare("dev", {"fastapiWorkers": "4"})
+    six = declare("dev", {"fastapiWorkers": "6"})
+    # nginx itself stays: its config is reloaded in place; the singletons are not touched.
+    assert changed(four, six) == {"dograh-api-container", "dograh-gateway-reload"}
+    old_name, new_name = api(four).inputs["name"], api(six).inputs["name"]
+    assert old_name != new_name  # a new name: created beside the old one, no clash
+    new_alias = new_name.removeprefix("dograh-dev-")
+    assert f"server {new_alias}:8005 " in reload_config(six)
+    assert old_name.removeprefix("dograh-dev-") not in reload_config(six)
+
+
+def test_zero_downtime_image_change_moves_nginx_to_the_new_generation():
+    before = declare("dev")
+    after = declare("dev", {"apiImage": "dograhai/dograh-api:v1.30.0"})
+    assert changed(before, after) == {
+        "dograh-api-image",
+        "dograh-api-container",
+        "dograh-api-singletons-image",
+        "dograh-api-singletons-container",
+        "dograh-gateway-reload",
+    }
+    # The reload runs again for the new api container, and its config names only it.
+    new_alias = api(after).inputs["name"].removeprefix("dograh-dev-")
+    assert api(after).id in reveal(after.by_name("dograh-gateway-reload").inputs["triggers"])
+    assert {host for host, _ in UPSTREAM_SERVER.findall(reload_config(after))} == {new_alias}
+
+
+def test_zero_downtime_declares_create_first_generations_with_a_drain_hook(dev):
+    workers_container = api(dev)
+    assert not workers_container.delete_before_replace
+    assert workers_container.before_delete_hooks == ["dograh-api-drain"]
+    assert "dograh-api-drain" in dev.hooks
+    singletons = dev.by_name("dograh-api-singletons-container")
+    assert singletons.delete_before_replace  # old singletons stop before new ones start
+    gateway = dev.containers()["dograh-dev-gateway"]
+    assert gateway.ignore_changes == ["uploads"]
+    assert API_CONTAINER_LABEL not in str(gateway.inputs.get("labels"))
+
+
+def test_singletons_run_in_exactly_one_container(dev):
+    assert envs(api(dev))["ENABLE_ARI_MANAGER"] == "false"
+    assert envs(api(dev))["ENABLE_CAMPAIGN_ORCHESTRATOR"] == "false"
+    singletons = envs(dev.by_name("dograh-api-singletons-container"))
+    assert singletons["ENABLE_ARI_MANAGER"] == "true"
+    assert singletons["ENABLE_CAMPAIGN_ORCHESTRATOR"] == "true"
+    assert singletons["FASTAPI_WORKERS"] == "1"
+    assert envs(api(declare("dev", RECREATE)))["ENABLE_ARI_MANAGER"] == "true"
+
+
+def test_a_changed_secret_gives_the_api_a_new_generation_name():
+    first = declare("dev", secrets={"ossJwtSecret": "first-secret-value-0123456789abcdef"})
+    second = declare("dev", secrets={"ossJwtSecret": "second-secret-value-0123456789abcdef"})
+    assert api(first).inputs["name"] != api(second).inputs["name"]
 
 
 def test_rerunning_the_program_declares_the_same_inputs_and_secrets(dev):
@@ -159,7 +243,7 @@ def test_internal_services_publish_on_loopback_only_when_asked():
     }
     assert published["dograh-dev-postgres"] == {(5432, "127.0.0.1")}
     assert published["dograh-dev-redis"] == {(6379, "127.0.0.1")}
-    assert published["dograh-dev-api"] == {
+    assert published[api(declaration).inputs["name"]] == {
         (8000, "127.0.0.1"),
         (8001, "127.0.0.1"),
         (8002, "127.0.0.1"),
@@ -174,7 +258,6 @@ def test_every_container_restarts_logs_boundedly_and_uses_the_explicit_provider(
         assert container.inputs["logDriver"] == "json-file"
         assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}
         assert container.provider.startswith(providers[0].urn)
-        assert container.delete_before_replace
         assert "healthcheck" in container.replace_on_changes
 
 
@@ -206,12 +289,13 @@ def test_health_checks_match_the_services_contracts(dev):
     }
     assert "pg_isready -U postgres" in checks["dograh-dev-postgres"]
     assert "redis-cli ping" in checks["dograh-dev-redis"]
-    assert "/api/v1/health" in checks["dograh-dev-api"]
-    assert "FASTAPI_WORKERS" in checks["dograh-dev-api"]  # every worker, not just the first
+    api_check = checks[api(dev).inputs["name"]]
+    assert "/api/v1/health" in api_check
+    assert "FASTAPI_WORKERS" in api_check  # every worker, not just the first
 
 
 def test_the_api_is_wired_from_the_other_components_outputs(dev):
-    api_env = envs(dev.containers()["dograh-dev-api"])
+    api_env = envs(api(dev))
     postgres_env = envs(dev.containers()["dograh-dev-postgres"])
     redis_env = envs(dev.containers()["dograh-dev-redis"])
     minio_env = envs(dev.containers()["dograh-dev-minio"])
@@ -225,7 +309,7 @@ def test_the_api_is_wired_from_the_other_components_outputs(dev):
     assert api_env["OSS_JWT_SECRET"] == reveal(dev.outputs["ossJwtSecret"])
     assert api_env["DOGRAH_DEVOPS_SECRET"] == reveal(dev.outputs["devopsSecret"])
     assert api_env["PUBLIC_BASE_URL"] == "https://localhost:8443"
-    assert dev.containers()["dograh-dev-api"].inputs["destroyGraceSeconds"] == 60
+    assert api(dev).inputs["destroyGraceSeconds"] == 60
 
 
 def test_no_well_known_default_password_anywhere(dev):
@@ -258,9 +342,7 @@ def test_secrets_stay_secret_in_container_env_and_exports(dev):
 
 def test_a_secret_set_with_config_wins_over_the_generated_one():
     declaration = declare("dev", secrets={"ossJwtSecret": "operator-chosen-jwt-secret-0123456789"})
-    assert envs(declaration.containers()["dograh-dev-api"])["OSS_JWT_SECRET"] == (
-        "operator-chosen-jwt-secret-0123456789"
-    )
+    assert envs(api(declaration))["OSS_JWT_SECRET"] == ("operator-chosen-jwt-secret-0123456789")
 
 
 def test_external_services_replace_the_bundled_containers():
@@ -275,11 +357,12 @@ def test_external_services_replace_the_bundled_containers():
         },
     )
     assert set(declaration.containers()) == {
-        "dograh-dev-api",
+        api(declaration).inputs["name"],
+        "dograh-dev-api-singletons",
         "dograh-dev-ui",
         "dograh-dev-gateway",
     }
-    api_env = envs(declaration.containers()["dograh-dev-api"])
+    api_env = envs(api(declaration))
     assert api_env["DATABASE_URL"] == "postgresql+asyncpg://dograh:pw@db.internal:5432/dograh"
     assert api_env["REDIS_URL"] == "rediss://:pw@cache.internal:6380"
     assert api_env["ENABLE_AWS_S3"] == "true" and api_env["S3_BUCKET"] == "dograh-recordings"
@@ -308,7 +391,7 @@ def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
     assert len([p for p in published if 49152 <= p[0] <= 49200]) == 49
     assert "--static-auth-secret" in " ".join(coturn.inputs["command"])
     assert not has_secret(coturn.inputs["command"])  # the secret is in the env, not the command
-    api_env = envs(containers["dograh-prod-api"])
+    api_env = envs(api(declaration))
     assert api_env["ENABLE_COTURN"] == "true" and api_env["SERVER_IP"] == "203.0.113.10"
     gateway = containers["dograh-prod-gateway"]
     assert uploaded(gateway, "/etc/nginx/certs/local.crt").endswith("prod\n")

@@ -13,18 +13,23 @@ everything is created or updated in dependency order, independent resources in p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
+import os
+import subprocess
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import docker
 from docker.types import LogConfig
+from google.protobuf import struct_pb2
+from pulumi.runtime.proto import resource_pb2
 
 from offline.declare import Declaration, DeclaredResource, reveal
 
@@ -33,6 +38,8 @@ NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 PROVIDER = "pulumi:providers:docker"
+COMMAND = "command:local:Command"
+COMMAND_INPUTS = {"create", "stdin", "environment", "triggers"}
 # Resources whose whole life is in Pulumi's state: nothing to do on the engine.
 STATE_ONLY_TYPES = {
     "random:index/randomPassword:RandomPassword",
@@ -84,6 +91,15 @@ class Plan:
         return {step.name for step in self.steps if step.op in ops}
 
 
+def _json_ready(value: Any) -> Any:
+    """Struct values are JSON: tuples become lists, everything else stays."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    return value
+
+
 def _duration_ns(text: str) -> int:
     units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
     for suffix in ("ms", "s", "m", "h"):
@@ -106,6 +122,9 @@ class EngineApplier:
         # The declaration being applied: container inputs name its RemoteImages' outputs.
         self.pending: Declaration | None = None
         self.container_ids: dict[str, str] = {}
+        self.failed_containers: list[str] = []
+        # Hooks as the current program run registered them (the engine calls those by name).
+        self.hooks: dict[str, Callable[[bytes], Awaitable[Any]]] = {}
 
     # ---- planning -------------------------------------------------------------------------
 
@@ -119,11 +138,7 @@ class EngineApplier:
             if before is None:
                 steps.append(Step("create", resource.urn))
                 continue
-            changed = sorted(
-                key
-                for key in before.inputs.keys() | resource.inputs.keys()
-                if reveal(before.inputs.get(key)) != reveal(resource.inputs.get(key))
-            )
+            changed = new.changed_inputs(before)  # less what ignore_changes names
             steps.append(Step(self._change_kind(resource, changed), resource.urn, changed))
         new_urns = {r.urn for r in new.custom()}
         steps += [Step("delete", urn) for urn in old if urn not in new_urns]
@@ -142,6 +157,10 @@ class EngineApplier:
             return "same"
         if resource.type == PROVIDER:
             return "update"
+        if resource.type == COMMAND:
+            # pulumi-command: `triggers` replace; other inputs update, which re-runs `create`
+            # when no `update` command is given.
+            return "replace" if "triggers" in changed else "update"
         if resource.type == CONTAINER:
             keys = set(changed)
             if keys & set(resource.replace_on_changes):
@@ -155,7 +174,9 @@ class EngineApplier:
 
     def apply(self, new: Declaration) -> Plan:
         plan = self.plan(new)
+        self._remove_failed_containers()
         self.pending = new
+        self.hooks = {**self.hooks, **new.hooks}
         old = dict(self.state)
         by_urn = {r.urn: r for r in new.custom()}
         ops = {step.urn: step for step in plan.steps}
@@ -178,13 +199,24 @@ class EngineApplier:
                 self._delete(old[urn], container_id=ids_before_creates.get(urn))
         return plan
 
+    def _remove_failed_containers(self) -> None:
+        while self.failed_containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.containers.get(self.failed_containers.pop()).remove(force=True)
+
     def destroy(self) -> None:
         """Remove everything applied, protected volumes included (test cleanup)."""
+        self._remove_failed_containers()
         old = dict(self.state)
         for urn in self._topological(list(old), old, reverse=True):
             self._delete(old[urn])
 
     def _create_or_update(self, resource: DeclaredResource, step: Step) -> None:
+        if resource.type == COMMAND:
+            self.log(f"{step.op:7} {step.name} (runs its create command)")
+            self._run_command(resource)
+            self.state[resource.urn] = resource
+            return
         if step.op == "update":
             if resource.type == CONTAINER and set(step.changed) & CONTAINER_UPDATED_IN_PLACE:
                 inputs = reveal(resource.inputs)
@@ -221,9 +253,50 @@ class EngineApplier:
             raise ApplyError(f"the applier does not implement {resource.type} ({resource.name})")
         self.state[resource.urn] = resource
 
+    def _run_command(self, resource: DeclaredResource) -> None:
+        """pulumi-command's local.Command: `create` run by a shell on this machine, with the
+        declared environment and stdin."""
+        self._only(resource, COMMAND_INPUTS)
+        inputs = reveal(resource.inputs)
+        completed = subprocess.run(
+            ["/bin/sh", "-c", inputs["create"]],
+            input=inputs.get("stdin"),
+            env={**os.environ, **(inputs.get("environment") or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise ApplyError(f"{resource.name} failed: {completed.stderr.strip()}")
+
+    def _run_before_delete_hooks(self, resource: DeclaredResource) -> None:
+        """Invoke the resource's before-delete hooks the way the engine does: the SDK's own
+        callback with a serialized ResourceHookRequest carrying the old inputs and outputs."""
+        for hook_name in resource.before_delete_hooks:
+            callback = self.hooks.get(hook_name)
+            if callback is None:
+                raise ApplyError(f"{resource.name}: hook {hook_name} is not registered")
+            old_inputs, old_outputs = struct_pb2.Struct(), struct_pb2.Struct()
+            old_inputs.update(_json_ready(reveal(resource.inputs)))
+            old_outputs.update(_json_ready(reveal(resource.outputs)))
+            request = resource_pb2.ResourceHookRequest(
+                urn=resource.urn,
+                id=resource.id,
+                name=resource.name,
+                type=resource.type,
+                old_inputs=old_inputs,
+                old_outputs=old_outputs,
+            )
+            self.log(f"hook    {hook_name} before deleting {resource.name}")
+            response = asyncio.run(callback(request.SerializeToString()))
+            if response.error:
+                raise ApplyError(f"hook {hook_name} failed: {response.error}")
+
     def _delete(self, resource: DeclaredResource, container_id: str | None = None) -> None:
         """Delete what `resource` made; `container_id` names an old container replaced
         create-before-delete (the new one already holds the resource's place in state)."""
+        self._run_before_delete_hooks(resource)
         self.log(f"delete  {resource.name}")
         inputs = reveal(resource.inputs)
         if container_id is None:
@@ -315,7 +388,6 @@ class EngineApplier:
             networking_config=networking_config,
         )
         container_id = created["Id"]
-        self.container_ids[resource.urn] = container_id
         for network in networks[1:]:
             self.client.api.connect_container_to_network(
                 container_id, network["name"], aliases=network.get("aliases")
@@ -325,10 +397,17 @@ class EngineApplier:
                 container_id, "/", self._upload_archive(resource, inputs["uploads"])
             )
         self.client.api.start(container_id)
-        if inputs.get("wait"):
-            self._wait_healthy(resource, container_id, int(inputs.get("waitTimeout", 60)))
-        elif inputs.get("mustRun", True):
-            self._wait_running(resource, container_id)
+        try:
+            if inputs.get("wait"):
+                self._wait_healthy(resource, container_id, int(inputs.get("waitTimeout", 60)))
+            elif inputs.get("mustRun", True):
+                self._wait_running(resource, container_id)
+        except ApplyError:
+            # Like a failed create in Pulumi: state keeps what it had; the half-made container
+            # is cleaned up by the next apply.
+            self.failed_containers.append(container_id)
+            raise
+        self.container_ids[resource.urn] = container_id
 
     def _image_reference(self, image_input: str) -> str:
         """The program passes RemoteImage.image_id; find which declared image that is."""

@@ -9,6 +9,7 @@ user's client does: through nginx.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -60,6 +61,17 @@ class EngineStack:
     # ---- looking at it --------------------------------------------------------------------
 
     def container(self, service: str):
+        """`api` means the container running the workers: `api` (recreate) or the running
+        `api-<generation>` (zeroDowntime)."""
+        if service == "api":
+            pattern = re.compile(rf"^{PREFIX}-api(-[0-9a-f]{{6}})?$")
+            running = [
+                c for c in self.client.containers.list(filters={"name": f"{PREFIX}-api"})
+                if pattern.match(c.name)
+            ]  # fmt: skip
+            if len(running) == 1:
+                return running[0]
+            raise LookupError(f"{len(running)} api worker containers are running")
         return self.client.containers.get(container_name(service))
 
     def env(self, service: str) -> dict[str, str]:

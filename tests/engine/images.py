@@ -29,8 +29,9 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ["python3", "ca-certificates"]
 
-# A second api tag, for tests that change the api image.
+# A second api tag, for tests that change the api image, and one that never gets healthy.
 NEXT_API_TAG = "dograhai/dograh-api:v1.30.0"
+UNHEALTHY_API_TAG = "dograhai/dograh-api:v1.31.0-unhealthy"
 
 
 def _defaults() -> StackSettings:
@@ -45,6 +46,7 @@ def standin_tags() -> dict[str, list[str]]:
         "redis": [defaults.redis_image],
         "minio": [defaults.minio_image],
         "api": [defaults.api_image, NEXT_API_TAG],
+        "api-unhealthy": [UNHEALTHY_API_TAG],
         "ui": [defaults.ui_image],
         "nginx": [defaults.nginx_image],
     }
@@ -116,10 +118,13 @@ def build_standins(client: docker.DockerClient) -> BuildReport:
     built, cached = [], []
     if build_base(client):
         built.append(BASE_TAG)
-    base_hash = _base_hash()
+    hashes = {BASE_TAG: _base_hash()}
     for name, tags in standin_tags().items():
         directory = IMAGES_DIR / name
-        wanted = _files_hash(directory, base_hash)
+        # A stand-in built FROM another one is rebuilt when that one is.
+        parent = (directory / "Dockerfile").read_text().split("FROM ", 1)[1].split()[0]
+        wanted = _files_hash(directory, hashes[parent])
+        hashes.update(dict.fromkeys(tags, wanted))
         if all(_label(client, tag) == wanted for tag in tags):
             cached.append(name)
             continue

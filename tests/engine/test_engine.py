@@ -27,14 +27,16 @@ def before_change(stack):
     stack.psql("INSERT INTO calls (note) VALUES ('written before the change')")
     stack.s3("s3.put_object(Bucket=bucket, Key='calls/before.wav', Body=b'RIFF-before')")
     return {
-        "ids": {service: stack.container(service).id for service in (*DATA_SERVICES, "ui")},
+        "ids": {
+            service: stack.container(service).id for service in (*DATA_SERVICES, "ui", "gateway")
+        },
         "secrets": stack.secrets(),
         "jwt_in_api": stack.env("api")["OSS_JWT_SECRET"],
     }
 
 
 def test_two_workers_all_healthy_and_answering_through_nginx(stack):
-    for service in (*DATA_SERVICES, "api", "ui"):
+    for service in (*DATA_SERVICES, "api", "api-singletons", "ui"):
         health = stack.container(service).attrs["State"]["Health"]["Status"]
         assert health == "healthy", service
     answers = [stack.health() for _ in range(20)]
@@ -66,11 +68,14 @@ def test_only_nginx_is_published_and_on_loopback(stack):
     }
 
 
-def test_two_to_four_workers_replaces_only_api_and_nginx_and_keeps_data(stack, before_change):
+def test_two_to_four_workers_replaces_only_the_api_and_reloads_nginx_and_keeps_data(
+    stack, before_change
+):
     planned = stack.applier.plan(stack.declare(fastapiWorkers=4))
+    # zeroDowntime (the default): a new api generation, and nginx reloaded, not recreated.
     assert planned.names("replace", "create", "delete") == {
         "dograh-api-container",
-        "dograh-gateway-container",
+        "dograh-gateway-reload",
     }
     stack.apply(fastapiWorkers=4)
 
@@ -89,7 +94,9 @@ def test_two_to_four_workers_replaces_only_api_and_nginx_and_keeps_data(stack, b
 
 
 def test_zero_workers_is_refused_and_the_running_stack_is_untouched(stack):
-    ids = {s: stack.container(s).id for s in (*DATA_SERVICES, "api", "ui", "gateway")}
+    ids = {
+        s: stack.container(s).id for s in (*DATA_SERVICES, "api", "api-singletons", "ui", "gateway")
+    }
     refused = stack.declare(fastapiWorkers=0)
     assert "dograh:fastapiWorkers = '0' is not allowed" in refused.error
     assert refused.resources == []

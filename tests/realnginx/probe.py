@@ -10,6 +10,7 @@ object with what it saw; the pytest side asserts on it.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -23,10 +24,10 @@ sys.path.insert(0, str(TESTS))
 from clients import WebSocketCall, http_get, https_get  # noqa: E402
 
 
-def isolate_names_and_network() -> None:
+def isolate_names_and_network(upstream_hosts: list[str]) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     hosts = Path(tempfile.mkdtemp()) / "hosts"
-    hosts.write_text("127.0.0.1 localhost api ui minio\n")
+    hosts.write_text(f"127.0.0.1 localhost ui minio {' '.join(upstream_hosts)}\n")
     subprocess.run(["mount", "--bind", str(hosts), "/etc/hosts"], check=True)
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run"], check=True)  # nginx's pid file
 
@@ -125,7 +126,10 @@ def main() -> None:
         sys.argv[3],
         sys.argv[4],
     )
-    isolate_names_and_network()
+    upstream_hosts = sorted(
+        set(re.findall(r"server ([\w-]+):\d+ max_fails", Path(config).read_text()))
+    )
+    isolate_names_and_network(upstream_hosts)
     check = subprocess.run(["nginx", "-t", "-c", config], capture_output=True, text=True)
     result = {"syntax_ok": check.returncode == 0, "nginx_t": check.stderr}
     if mode == "serve" and check.returncode == 0:

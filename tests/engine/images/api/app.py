@@ -16,6 +16,12 @@ import boto3
 import redis.asyncio as aioredis
 from botocore.config import Config
 
+# An image built to never become healthy, for the failed-rollout test.
+UNHEALTHY = os.path.exists("/etc/dograh-standin-unhealthy")
+# Checks are cached briefly: load tests send many health requests per second.
+CHECK_CACHE_SECONDS = 2.0
+_checked: tuple[float, dict] | None = None
+_s3_client_cache = None
 WORKER_INDEX = int(os.environ.get("WORKER_INDEX", "0"))
 WORKER_PORT = int(os.environ.get("WORKER_PORT", "8000"))
 open_websockets = 0
@@ -40,7 +46,10 @@ def _s3_client():
 
 
 def _check_s3() -> str:
-    client, bucket = _s3_client()
+    global _s3_client_cache
+    if _s3_client_cache is None:
+        _s3_client_cache = _s3_client()
+    client, bucket = _s3_client_cache
     existing = [b["Name"] for b in client.list_buckets().get("Buckets", [])]
     if bucket not in existing:
         client.create_bucket(Bucket=bucket)
@@ -131,12 +140,17 @@ async def app(scope, receive, send):
             await _send_json(send, 200, {"active_calls": open_websockets, "worker": WORKER_INDEX})
         return
     if path == "/api/v1/health":
-        checks = dict(
-            await asyncio.gather(
-                _check("postgres", _postgres), _check("redis", _redis), _check("s3", _s3)
+        global _checked
+        now = asyncio.get_running_loop().time()
+        if _checked is None or now - _checked[0] > CHECK_CACHE_SECONDS:
+            checks = dict(
+                await asyncio.gather(
+                    _check("postgres", _postgres), _check("redis", _redis), _check("s3", _s3)
+                )
             )
-        )
-        healthy = all(value == "ok" for value in checks.values())
+            _checked = (now, checks)
+        checks = _checked[1]
+        healthy = all(value == "ok" for value in checks.values()) and not UNHEALTHY
         await _send_json(
             send,
             200 if healthy else 503,

@@ -1,7 +1,9 @@
 """Stand-in for ari_manager, campaign_orchestrator and ARQ workers: a long-running process.
 
-A singleton records itself in redis (SET dograh:singleton:<name> = <hostname> with a short
-expiry, renewed every second), so tests can see which container runs it.
+A singleton claims `dograh:singleton:<name>` in redis for its container (renewed every second,
+expiring after 5 s, released on SIGTERM). If it finds the claim held by another container, a
+second copy is running somewhere: it counts that in `dograh:singleton:<name>:conflicts`, which
+the tests read.
 """
 
 import os
@@ -15,8 +17,20 @@ import redis
 name = sys.argv[1]
 exclusive = "--not-exclusive" not in sys.argv
 client = redis.Redis.from_url(os.environ["REDIS_URL"])
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+key, me = f"dograh:singleton:{name}", socket.gethostname()
+
+
+def release(*_args) -> None:
+    if exclusive and client.get(key) == me.encode():
+        client.delete(key)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, release)
 while True:
     if exclusive:
-        client.set(f"dograh:singleton:{name}", socket.gethostname(), ex=5)
+        holder = client.get(key)
+        if holder is not None and holder != me.encode():
+            client.incr(f"{key}:conflicts")
+        client.set(key, me, ex=5)
     time.sleep(1)
