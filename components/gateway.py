@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_command as command
@@ -21,6 +22,8 @@ from components.rendering import GatewayConfig, render_gateway_config
 from components.rollout import RELOAD_GATEWAY_SCRIPT, docker_cli_environment
 
 NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf"
+START_SCRIPT_PATH = "/usr/local/bin/dograh-gateway-start"
+START_SCRIPT = (Path(__file__).parent / "templates" / "gateway-start.sh").read_text()
 CERTIFICATE_PATH = "/etc/nginx/certs/local.crt"
 PRIVATE_KEY_PATH = "/etc/nginx/certs/local.key"
 ACME_WEBROOT = "/var/www/acme"
@@ -75,7 +78,12 @@ class Gateway(pulumi.ComponentResource):
                 service="gateway",
                 image=args.image,
                 alias="gateway",
+                # nginx, plus a loop that reloads it when an upstream's address changes.
+                command=["sh", START_SCRIPT_PATH],
                 uploads=[
+                    docker.ContainerUploadArgs(
+                        file=START_SCRIPT_PATH, content=START_SCRIPT, executable=True
+                    ),
                     docker.ContainerUploadArgs(file=NGINX_CONFIG_PATH, content=rendered),
                     docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem),
                     docker.ContainerUploadArgs(

@@ -132,5 +132,8 @@ def test_a_killed_worker_brings_the_api_back_through_its_restart_policy(stack):
 
     # The start script exits when one process dies; Docker restarts the container and nginx
     # (which retries a dead worker's requests on the others) finds the workers again.
-    assert stack.wait_until(recovered, timeout=90, interval=0.1)
+    assert stack.wait_until(recovered, timeout=90, interval=0.1), (
+        f"not recovered: {dict(statuses)}; api containers: "
+        + str([(c.name, c.status) for c in stack.client.containers.list(all=True)])
+    )
     print(f"requests through nginx while the api restarted: {dict(statuses)}")
