@@ -136,8 +136,20 @@ def declare_container(
             depends_on=list(depends_on),
             hooks=spec.hooks,
             ignore_changes=list(spec.ignore_changes) or None,
+            # Whatever carries a value from another resource (passwords, URLs with
+            # credentials, the TLS key) stays encrypted in the state's outputs too.
+            additional_secret_outputs=_carrying_resource_values(spec) or None,
         ),
     )
+
+
+def _carrying_resource_values(spec: ContainerSpec) -> list[str]:
+    properties = []
+    if any(not isinstance(value, str) for value in spec.envs.values()):
+        properties.append("envs")
+    if any(not isinstance(upload.content, str) for upload in spec.uploads):
+        properties.append("uploads")
+    return properties
 
 
 def data_volume(

@@ -56,6 +56,7 @@ class DeclaredResource:
     delete_before_replace: bool
     replace_on_changes: list[str]
     ignore_changes: list[str]
+    additional_secret_outputs: list[str]
     dependencies: list[str]
     # Names of the resource hooks bound to run before it is deleted (also on replacement).
     before_delete_hooks: list[str] = field(default_factory=list)
@@ -123,7 +124,9 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def stack_config(stack: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+def stack_config(
+    stack: str, overrides: dict[str, str] | None = None, stack_file: Path | None = None
+) -> dict[str, str]:
     """Config as the Pulumi CLI hands it to the program: project defaults, then the stack file,
     then overrides (`key` means `dograh:key`). Values are strings, as `pulumi config` stores them.
     """
@@ -141,7 +144,8 @@ def stack_config(stack: str, overrides: dict[str, str] | None = None) -> dict[st
         for key, spec in (project.get("config") or {}).items()
         if "default" in spec
     }
-    stack_file = PROJECT_DIR / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
+    if stack_file is None:
+        stack_file = PROJECT_DIR / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
     if stack_file.exists():
         for key, value in (
             (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
@@ -322,6 +326,7 @@ def _declare_in_fresh_context(
                         delete_before_replace=bool(request.deleteBeforeReplace),
                         replace_on_changes=list(request.replaceOnChanges),
                         ignore_changes=list(request.ignoreChanges),
+                        additional_secret_outputs=list(request.additionalSecretOutputs),
                         dependencies=list(request.dependencies),
                         before_delete_hooks=list(request.hooks.before_delete),
                     )

@@ -23,7 +23,6 @@ import tarfile
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import docker
@@ -31,6 +30,7 @@ from docker.types import LogConfig
 from google.protobuf import struct_pb2
 from pulumi.runtime.proto import resource_pb2
 
+from offline.changes import CONTAINER_UPDATED_IN_PLACE, Plan, Step, plan_changes
 from offline.declare import Declaration, DeclaredResource, reveal
 
 CONTAINER = "docker:index/container:Container"
@@ -47,17 +47,6 @@ STATE_ONLY_TYPES = {
     "tls:index/selfSignedCert:SelfSignedCert",
 }
 
-# kreuzwerker's container schema: updated in place by ContainerUpdate...
-CONTAINER_UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memorySwap"}
-# ...or not ForceNew and not applied at all (kept in state only). #988 is `healthcheck` here.
-CONTAINER_STATE_ONLY = {
-    "wait",
-    "waitTimeout",
-    "destroyGraceSeconds",
-    "mustRun",
-    "healthcheck",
-    "logs",
-}
 CONTAINER_INPUTS = {
     "name", "image", "envs", "command", "networksAdvanced", "healthcheck", "wait", "waitTimeout",
     "ports", "volumes", "uploads", "labels", "restart", "logDriver", "logOpts",
@@ -70,25 +59,6 @@ _LOG = logging.getLogger(__name__)
 
 class ApplyError(RuntimeError):
     pass
-
-
-@dataclass
-class Step:
-    op: str  # create, replace, update, delete, same
-    urn: str
-    changed: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.urn.split("::")[-1]
-
-
-@dataclass
-class Plan:
-    steps: list[Step]
-
-    def names(self, *ops: str) -> set[str]:
-        return {step.name for step in self.steps if step.op in ops}
 
 
 def _json_ready(value: Any) -> Any:
@@ -131,44 +101,15 @@ class EngineApplier:
     def plan(self, new: Declaration) -> Plan:
         if new.error is not None:
             raise ApplyError(f"the program refused its configuration:\n{new.error}")
-        old = dict(self.state)
-        steps = []
-        for resource in new.custom():
-            before = old.get(resource.urn)
-            if before is None:
-                steps.append(Step("create", resource.urn))
-                continue
-            changed = new.changed_inputs(before)  # less what ignore_changes names
-            steps.append(Step(self._change_kind(resource, changed), resource.urn, changed))
-        new_urns = {r.urn for r in new.custom()}
-        steps += [Step("delete", urn) for urn in old if urn not in new_urns]
-        for step in steps:
-            resource = old.get(step.urn)
+        plan = plan_changes(self.state, new)
+        for step in plan.steps:
+            resource = self.state.get(step.urn)
             if step.op in ("replace", "delete") and resource is not None and resource.protect:
                 raise ApplyError(
                     f"{step.name} is protected and would be {step.op}d (inputs {step.changed}); "
                     "nothing was changed"
                 )
-        return Plan(steps)
-
-    @staticmethod
-    def _change_kind(resource: DeclaredResource, changed: list[str]) -> str:
-        if not changed:
-            return "same"
-        if resource.type == PROVIDER:
-            return "update"
-        if resource.type == COMMAND:
-            # pulumi-command: `triggers` replace; other inputs update, which re-runs `create`
-            # when no `update` command is given.
-            return "replace" if "triggers" in changed else "update"
-        if resource.type == CONTAINER:
-            keys = set(changed)
-            if keys & set(resource.replace_on_changes):
-                return "replace"
-            if keys - CONTAINER_UPDATED_IN_PLACE - CONTAINER_STATE_ONLY:
-                return "replace"
-            return "update"
-        return "replace"  # networks, volumes, images, generated secrets: every input ForceNew
+        return plan
 
     # ---- applying -------------------------------------------------------------------------
 
