@@ -106,6 +106,9 @@ def test_nginx_serves_every_worker_and_routes_like_dograhs_gateway(tmp_path, wor
     assert seen["health_workers"] == list(range(workers))
     assert seen["forwarded_proto"] == ["https"]
     assert seen["ui"] == "ui"
+    # The unpublished port the ui uses reaches every worker too, and nothing else.
+    assert seen["internal_api"] == list(range(workers))
+    assert seen["internal_other"] == 404
     assert seen["voice_audio"] == "/voice-audio/call-1.wav"
     assert seen["acme"] == [200, "token123.proof"]
     assert seen["redirect"] == [301, "https://localhost:8443/calls?id=7"]

@@ -83,6 +83,10 @@ def serve(config: str, workers: int, acme_dir: str) -> dict:
         seen["health_workers"] = sorted({answer["worker"] for answer in health})
         seen["forwarded_proto"] = sorted({answer["forwarded_proto"] for answer in health})
         seen["ui"] = https_get(443, "/")[1].get("role")
+        seen["internal_api"] = sorted(
+            {json.loads(http_get(8080, "/api/v1/health")[2])["worker"] for _ in range(workers * 3)}
+        )
+        seen["internal_other"] = http_get(8080, "/")[0]
         seen["voice_audio"] = https_get(443, "/voice-audio/call-1.wav")[1].get("path")
         seen["acme"] = http_get(80, "/.well-known/acme-challenge/token123")[::2]
         seen["redirect"] = http_get(80, "/calls?id=7")[:2]
