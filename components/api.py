@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container import (
     ContainerSpec,
@@ -108,9 +107,8 @@ def _environment(
     return envs
 
 
-def _healthcheck(args: ApiArgs) -> docker.ContainerHealthcheckArgs:
-    # Migrations run before the workers start: give them time.
-    return health_check(_ALL_WORKERS_HEALTHY, start_period="120s")
+# Migrations run before the workers start: give them time.
+_API_HEALTHCHECK = health_check(_ALL_WORKERS_HEALTHY, start_period="120s")
 
 
 class Api(pulumi.ComponentResource):
@@ -152,7 +150,7 @@ class Api(pulumi.ComponentResource):
                 image=args.image,
                 alias=service,
                 envs=envs,
-                healthcheck=_healthcheck(args),
+                healthcheck=_API_HEALTHCHECK,
                 ports=[published_port(port, port) for port in ports]
                 if args.publish_on_loopback
                 else (),
@@ -196,7 +194,7 @@ class ApiSingletons(pulumi.ComponentResource):
                 alias=f"{API_ALIAS}-singletons",
                 # Fixed counts, so a change of fastapiWorkers or arqWorkers leaves it alone.
                 envs=_environment(args, workers=1, arq_workers=1, singletons=True),
-                healthcheck=_healthcheck(args),
+                healthcheck=_API_HEALTHCHECK,
                 destroy_grace_seconds=args.stop_grace_seconds,
                 wait_timeout_seconds=args.health_timeout_seconds,
             ),
