@@ -18,7 +18,7 @@ from collections import Counter
 import docker
 
 from tests.engine.dockerd import docker_engine
-from tests.engine.harness import EngineStack
+from tests.engine.harness import fresh_stack
 from tests.engine.images import BASE_TAG, build_standins, standin_tags
 
 
@@ -52,9 +52,7 @@ def main() -> None:
         results["first_build_rebuilt"] = first.built
         results["warm_build_s"], warm = timed("warm image build", lambda: build_standins(client))
         results["warm_build_rebuilt"] = warm.built
-        stack = EngineStack(client)
-        stack.remove_leftovers()
-        try:
+        with fresh_stack(client) as stack:
             results["stack_up_2_workers_s"], _ = timed(
                 "stack up (2 workers, all healthy)", lambda: stack.apply(fastapiWorkers=2)
             )
@@ -66,9 +64,6 @@ def main() -> None:
                 spread = Counter(call.worker for call in calls)
             results["websockets_per_worker"] = [spread[worker] for worker in range(4)]
             print(f"{args.calls} WebSockets per worker: {results['websockets_per_worker']}")
-        finally:
-            stack.applier.destroy()
-            stack.remove_leftovers()
     print(json.dumps(results))
 
 

@@ -17,7 +17,7 @@ import json
 import time
 
 from tests.engine.dockerd import docker_engine
-from tests.engine.harness import HTTPS_PORT, EngineStack
+from tests.engine.harness import HTTPS_PORT, EngineStack, fresh_stack
 from tests.engine.images import NEXT_API_TAG, build_standins
 from tests.engine.load import RolloutLoad
 
@@ -47,13 +47,8 @@ def main() -> None:
     with docker_engine() as client:
         build_standins(client)
         for strategy in ("recreate", "zeroDowntime"):
-            stack = EngineStack(client)
-            stack.remove_leftovers()
-            try:
+            with fresh_stack(client) as stack:
                 summary[strategy] = measure(strategy, stack)
-            finally:
-                stack.applier.destroy()
-                stack.remove_leftovers()
     print(json.dumps(summary))
 
 

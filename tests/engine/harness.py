@@ -138,17 +138,25 @@ class EngineStack:
 
 
 @contextlib.contextmanager
+def fresh_stack(
+    client: docker.DockerClient, log: Callable[[str], None] | None = None
+) -> Iterator[EngineStack]:
+    """An empty `enginetest` stack, destroyed (volumes included) afterwards."""
+    stack = EngineStack(client, log=log)
+    stack.remove_leftovers()
+    try:
+        yield stack
+    finally:
+        stack.applier.destroy()
+        stack.remove_leftovers()
+
+
+@contextlib.contextmanager
 def engine_stack(
     log: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[EngineStack, BuildReport]]:
-    """A Docker engine with the stand-in images built, and an empty `enginetest` stack that
-    is destroyed (volumes included) afterwards."""
+    """A Docker engine with the stand-in images built, and a fresh stack on it."""
     with docker_engine() as client:
         report = build_standins(client)
-        stack = EngineStack(client, log=log)
-        stack.remove_leftovers()
-        try:
+        with fresh_stack(client, log=log) as stack:
             yield stack, report
-        finally:
-            stack.applier.destroy()
-            stack.remove_leftovers()
