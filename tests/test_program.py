@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.gateway import API_CONTAINER_LABEL, NGINX_CONFIG_PATH
+from offline.changes import plan_changes
 from offline.declare import Declaration, DeclaredResource, declare, has_secret, reveal
 
 CONTAINER = "docker:index/container:Container"
@@ -43,13 +44,8 @@ def declaration_stack(declaration: Declaration) -> str:
 
 def changed(before: Declaration, after: Declaration) -> set[str]:
     """Resources added, removed, or whose declared inputs differ (less ignore_changes)."""
-    old = {r.urn: r for r in before.custom()}
-    new = {r.urn for r in after.custom()}
-    return {urn.split("::")[-1] for urn in old.keys() ^ new} | {
-        resource.name
-        for urn, resource in old.items()
-        if urn in new and after.changed_inputs(resource)
-    }
+    plan = plan_changes({r.urn: r for r in before.custom()}, after)
+    return {step.name for step in plan.steps if step.op != "same"}
 
 
 @pytest.fixture(scope="module")
