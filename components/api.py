@@ -1,19 +1,21 @@
 """The Dograh api: FASTAPI_WORKERS uvicorn processes on 8000+i in one container.
 
-With rolloutStrategy=recreate this is Dograh's own layout: one container named `api`, running
-the workers and the two singletons (ari_manager, campaign_orchestrator), replaced in place.
+The singletons (ari_manager, campaign_orchestrator), which must never run twice, always run in
+their own `api-singletons` container. It does not depend on the worker count or the rollout
+strategy, and when it must change (a new image) it is replaced delete-first, so the old
+singletons stop before the new ones start, and switching strategies never runs them twice.
 
-With rolloutStrategy=zeroDowntime (see components/rollout.py) the workers run in a generation
-container, `api-<generation>`, that a change starts beside the old one; the singletons, which
-must never run twice, move to their own `api-singletons` container. That container does not
-depend on the worker count, and when it must change (a new image) it is replaced
-delete-first, so the old singletons stop before the new ones start.
+With rolloutStrategy=recreate the workers run in one container named `api`, replaced in
+place (delete first: an outage, and live calls are cut).
+
+With rolloutStrategy=zeroDowntime (see components/rollout.py) they run in a generation
+container, `api-<generation>`, a resource of its own that a change starts beside the old one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import pulumi
 
@@ -23,7 +25,6 @@ from components.container import (
     declare_container,
     health_check,
     published_port,
-    ready,
 )
 from components.rendering import UVICORN_BASE_PORT, worker_ports
 from components.rollout import drain_api_generation_hook, generation_id
@@ -61,6 +62,7 @@ class ApiArgs:
     enable_campaign_orchestrator: bool
     public_base_url: str
     public_host: str
+    # Built from plain host names (see components/postgres.py): never a container's outputs.
     database_url: pulumi.Input[str]
     redis_url: pulumi.Input[str]
     # MINIO_* for the bundled minio, or ENABLE_AWS_S3 and S3_* for external storage.
@@ -71,9 +73,13 @@ class ApiArgs:
     server_ip: str | None
     stop_grace_seconds: int
     health_timeout_seconds: int = 300
-    # None: recreate (Dograh's layout). Set: generations, reload and drain.
+    # None: recreate (one `api` container, replaced). Set: generations, reload and drain.
     zero_downtime: ZeroDowntimeRollout | None = None
+    # Workers are published on 127.0.0.1 with rolloutStrategy=recreate only: two generations
+    # side by side cannot bind the same host ports.
     publish_on_loopback: bool = False
+    # The services the api needs running first (postgres, redis, minio components).
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 def _environment(
@@ -108,74 +114,69 @@ def _environment(
 
 
 # Migrations run before the workers start: give them time.
-_API_HEALTHCHECK = health_check(_ALL_WORKERS_HEALTHY, start_period="120s")
+_API_HEALTHCHECK = health_check(_ALL_WORKERS_HEALTHY, start_period_seconds=120)
 
 
 class Api(pulumi.ComponentResource):
-    host: pulumi.Output[str]
     worker_ports: pulumi.Output[list[int]]
     container_id: pulumi.Output[str]
-    generation: pulumi.Output[str]
-    # The network alias nginx's upstream must name: plain, because the config is rendered
-    # from plain values before any resource exists.
+    # The Docker name (and network alias) of the container serving the workers: nginx's
+    # upstream names it. Plain, because the config is rendered before any resource exists.
     upstream_alias: str
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Api", name, None, opts)
         ports = worker_ports(args.fastapi_workers)
         rollout = args.zero_downtime
-        envs = _environment(
-            args,
-            workers=args.fastapi_workers,
-            arq_workers=args.arq_workers,
-            singletons=rollout is None,
+        # Registered in every run, whatever the strategy: the engine calls a deleted
+        # generation's hook by name, and fails if this run did not register it (switching to
+        # recreate deletes the last generation).
+        drain = drain_api_generation_hook(
+            f"{name}-drain",
+            rollout.docker_host if rollout else None,
+            rollout.drain_timeout_seconds if rollout else 0,
         )
-        if rollout is None:
-            generation, service, hooks = "", API_ALIAS, None
-        else:
-            generation = generation_id(args.image, envs, rollout.secret_fingerprint)
-            service = f"{API_ALIAS}-{generation}"
-            hooks = pulumi.ResourceHookBinding(
-                before_delete=[
-                    drain_api_generation_hook(
-                        f"{name}-drain", rollout.docker_host, rollout.drain_timeout_seconds
-                    )
-                ]
+        spec = ContainerSpec(
+            service=API_ALIAS,
+            image=args.image,
+            alias=API_ALIAS,
+            envs=_environment(
+                args, workers=args.fastapi_workers, arq_workers=args.arq_workers, singletons=False
+            ),
+            healthcheck=_API_HEALTHCHECK,
+            ports=[published_port(port, port) for port in ports]
+            if args.publish_on_loopback and rollout is None
+            else (),
+            # Live calls get this long to finish after SIGTERM (the provider's default is 0).
+            destroy_grace_seconds=args.stop_grace_seconds,
+            wait_timeout_seconds=args.health_timeout_seconds,
+        )
+        resource_name = None
+        if rollout is not None:
+            generation = generation_id(spec, rollout.secret_fingerprint)
+            spec = replace(
+                spec,
+                service=f"{API_ALIAS}-{generation}",
+                alias=f"{API_ALIAS}-{generation}",
+                create_before_delete=True,
+                hooks=pulumi.ResourceHookBinding(before_delete=[drain]),
             )
+            resource_name = f"{name}-{generation}-container"
         container = declare_container(
             self,
             name,
-            ContainerSpec(
-                service=service,
-                image=args.image,
-                alias=service,
-                envs=envs,
-                healthcheck=_API_HEALTHCHECK,
-                ports=[published_port(port, port) for port in ports]
-                if args.publish_on_loopback
-                else (),
-                # Live calls get this long to finish after SIGTERM (the provider's default is 0).
-                destroy_grace_seconds=args.stop_grace_seconds,
-                wait_timeout_seconds=args.health_timeout_seconds,
-                create_before_delete=rollout is not None,
-                hooks=hooks,
-            ),
+            spec,
             args.placement,
+            depends_on=args.depends_on,
+            resource_name=resource_name,
         )
-        if rollout is not None and (args.enable_ari_manager or args.enable_campaign_orchestrator):
+        if args.enable_ari_manager or args.enable_campaign_orchestrator:
             ApiSingletons(f"{name}-singletons", args, opts=pulumi.ResourceOptions(parent=self))
-        self.upstream_alias = service
-        self.host = ready(container, service)
+        self.upstream_alias = spec.alias
         self.worker_ports = pulumi.Output.from_input(ports)
         self.container_id = container.id
-        self.generation = pulumi.Output.from_input(generation)
         self.register_outputs(
-            {
-                "host": self.host,
-                "worker_ports": self.worker_ports,
-                "container_id": self.container_id,
-                "generation": self.generation,
-            }
+            {"worker_ports": self.worker_ports, "container_id": self.container_id}
         )
 
 
@@ -199,5 +200,6 @@ class ApiSingletons(pulumi.ComponentResource):
                 wait_timeout_seconds=args.health_timeout_seconds,
             ),
             args.placement,
+            depends_on=args.depends_on,
         )
         self.register_outputs({})

@@ -5,6 +5,11 @@ the stack comes back after a reboot, unlike Dograh's compose file), bounded json
 health checks whose edits force a replacement (the docker provider does not apply them in
 place: kreuzwerker/terraform-provider-docker#988), and delete-before-replace because Docker
 refuses two containers with one name.
+
+Inputs are written the way the provider reads them back. The engine diffs a new declaration
+against the state the provider's Read stored, and kreuzwerker stores health-check durations as
+Go's `time.Duration.String()` ("2m0s", not "120s"): anything else is a change on every run
+(and, with `replace_on_changes`, a replacement).
 """
 
 from __future__ import annotations
@@ -16,25 +21,43 @@ import pulumi
 import pulumi_docker as docker
 
 RESTART_POLICY = "unless-stopped"
+# kreuzwerker's default create and delete timeouts (resource_docker_container.go); longer
+# waits need `custom_timeouts`, or the provider cuts them.
+PROVIDER_DEFAULT_TIMEOUT_SECONDS = 20 * 60
+# Beyond the health wait or the stop grace: starting, uploading, removing.
+TIMEOUT_MARGIN_SECONDS = 120
 LOG_DRIVER = "json-file"
 LOG_OPTIONS = {"max-size": "10m", "max-file": "5"}
 LOOPBACK = "127.0.0.1"
 
 
+def go_duration(seconds: int) -> str:
+    """Whole seconds as Go's time.Duration.String() writes them: 10s, 2m0s, 1h0m0s."""
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {seconds}")
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
 def health_check(
     shell_command: str,
     *,
-    interval: str = "10s",
-    timeout: str = "5s",
+    interval_seconds: int = 10,
+    timeout_seconds: int = 5,
     retries: int = 6,
-    start_period: str = "20s",
+    start_period_seconds: int = 20,
 ) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
         tests=["CMD-SHELL", shell_command],
-        interval=interval,
-        timeout=timeout,
+        interval=go_duration(interval_seconds),
+        timeout=go_duration(timeout_seconds),
         retries=retries,
-        start_period=start_period,
+        start_period=go_duration(start_period_seconds),
     )
 
 
@@ -83,8 +106,6 @@ class ContainerSpec:
     # generation) can instead start its replacement first.
     create_before_delete: bool = False
     hooks: pulumi.ResourceHookBinding | None = None
-    # Inputs that a later step keeps up to date in place (nginx's config, reloaded).
-    ignore_changes: Sequence[str] = ()
 
 
 def declare_container(
@@ -93,8 +114,13 @@ def declare_container(
     spec: ContainerSpec,
     placement: Placement,
     depends_on: Sequence[pulumi.Resource] = (),
+    resource_name: str | None = None,
 ) -> docker.Container:
-    """Declare the image pull and the container as children of `owner`."""
+    """Declare the image pull and the container as children of `owner`.
+
+    `resource_name` (default `<owner_name>-container`) is the container's Pulumi name, part of
+    its URN: a name that changes makes a new resource rather than a replacement.
+    """
     provider = placement.provider
     image = docker.RemoteImage(
         f"{owner_name}-image",
@@ -104,7 +130,7 @@ def declare_container(
         opts=pulumi.ResourceOptions(parent=owner, provider=provider),
     )
     return docker.Container(
-        f"{owner_name}-container",
+        resource_name or f"{owner_name}-container",
         name=placement.docker_name(spec.service),
         image=image.image_id,
         envs=env_list(spec.envs) or None,
@@ -135,11 +161,23 @@ def declare_container(
             replace_on_changes=["healthcheck"],
             depends_on=list(depends_on),
             hooks=spec.hooks,
-            ignore_changes=list(spec.ignore_changes) or None,
+            custom_timeouts=_timeouts(spec),
             # Whatever carries a value from another resource (passwords, URLs with
             # credentials, the TLS key) stays encrypted in the state's outputs too.
             additional_secret_outputs=_carrying_resource_values(spec) or None,
         ),
+    )
+
+
+def _timeouts(spec: ContainerSpec) -> pulumi.CustomTimeouts:
+    """Create waits for healthy, delete waits out the stop grace: never cut by the provider."""
+    create = (
+        spec.wait_timeout_seconds if spec.healthcheck is not None else 0
+    ) + TIMEOUT_MARGIN_SECONDS
+    delete = (spec.destroy_grace_seconds or 0) + TIMEOUT_MARGIN_SECONDS
+    return pulumi.CustomTimeouts(
+        create=f"{max(create, PROVIDER_DEFAULT_TIMEOUT_SECONDS)}s",
+        delete=f"{max(delete, PROVIDER_DEFAULT_TIMEOUT_SECONDS)}s",
     )
 
 
@@ -171,6 +209,6 @@ def mounted(
     )
 
 
-def ready(container: docker.Container, value: str) -> pulumi.Output[str]:
-    """`value` as an Output that resolves once the container is up (healthy, if checked)."""
-    return container.id.apply(lambda _container_id: value)
+# postgres, redis and minio get this long after SIGTERM (postgres: SIGINT, a fast clean
+# shutdown) before SIGKILL; without it the provider kills at once and postgres crash-recovers.
+DATA_STOP_GRACE_SECONDS = 60

@@ -21,7 +21,8 @@ from components.container import (
 from components.rendering import GatewayConfig, render_gateway_config
 from components.rollout import RELOAD_GATEWAY_SCRIPT, docker_cli_environment
 
-NGINX_CONFIG_PATH = "/etc/nginx/nginx.conf"
+# Apart from the image's own nginx.conf: the start script waits for this file to exist.
+NGINX_CONFIG_PATH = "/etc/nginx/dograh/nginx.conf"
 START_SCRIPT_PATH = "/usr/local/bin/dograh-gateway-start"
 START_SCRIPT = (Path(__file__).parent / "templates" / "gateway-start.sh").read_text()
 CERTIFICATE_PATH = "/etc/nginx/certs/local.crt"
@@ -39,6 +40,9 @@ class GatewayArgs:
     certificate_pem: pulumi.Input[str]
     private_key_pem: pulumi.Input[str]
     api_container_id: pulumi.Input[str]
+    # Docker names of the api containers the config sends traffic to: the reload step checks
+    # that they are healthy before it switches nginx to them.
+    api_container_names: Sequence[str]
     bind_address: str
     http_port: int
     https_port: int
@@ -51,7 +55,6 @@ class GatewayArgs:
 
 class Gateway(pulumi.ComponentResource):
     nginx_config: pulumi.Output[str]
-    https_port: pulumi.Output[int]
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Gateway", name, None, opts)
@@ -61,16 +64,26 @@ class Gateway(pulumi.ComponentResource):
             name=args.placement.docker_name("acme-webroot"),
             opts=pulumi.ResourceOptions(parent=self, provider=args.placement.provider),
         )
-        if args.reload_in_place:
-            # The config is uploaded at creation only; later versions are reloaded in place.
-            labels: dict[str, pulumi.Input[str]] = {}
-            ignore_changes = ["uploads"]
-        else:
+        labels: dict[str, pulumi.Input[str]] = {}
+        uploads = [
+            docker.ContainerUploadArgs(
+                file=START_SCRIPT_PATH, content=START_SCRIPT, executable=True
+            ),
+            docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem),
+            docker.ContainerUploadArgs(
+                file=PRIVATE_KEY_PATH, content=pulumi.Output.secret(args.private_key_pem)
+            ),
+        ]
+        if not args.reload_in_place:
+            uploads.append(docker.ContainerUploadArgs(file=NGINX_CONFIG_PATH, content=rendered))
             # nginx resolved `api` to the old container's address when it started; a new
             # api container (new id) must bring a new nginx, or traffic goes to a dead
             # address. Labels force a replacement in the docker provider.
-            labels = {API_CONTAINER_LABEL: args.api_container_id}
-            ignore_changes = []
+            labels[API_CONTAINER_LABEL] = args.api_container_id
+        # With reload_in_place the container is created without nginx.conf, so nothing it is
+        # created with names an api generation or can go stale; nginx starts once the reload
+        # step below has written the current config, into every new gateway and again at
+        # every change.
         gateway = declare_container(
             self,
             name,
@@ -79,38 +92,31 @@ class Gateway(pulumi.ComponentResource):
                 image=args.image,
                 alias="gateway",
                 # nginx, plus a loop that reloads it when an upstream's address changes.
-                command=["sh", START_SCRIPT_PATH],
-                uploads=[
-                    docker.ContainerUploadArgs(
-                        file=START_SCRIPT_PATH, content=START_SCRIPT, executable=True
-                    ),
-                    docker.ContainerUploadArgs(file=NGINX_CONFIG_PATH, content=rendered),
-                    docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem),
-                    docker.ContainerUploadArgs(
-                        file=PRIVATE_KEY_PATH, content=pulumi.Output.secret(args.private_key_pem)
-                    ),
-                ],
+                command=["sh", START_SCRIPT_PATH, NGINX_CONFIG_PATH],
+                uploads=uploads,
                 volumes=[mounted(webroot, ACME_WEBROOT, read_only=True)],
                 ports=[
                     published_port(80, args.http_port, ip=args.bind_address),
                     published_port(443, args.https_port, ip=args.bind_address),
                 ],
                 labels=labels,
-                ignore_changes=ignore_changes,
             ),
             args.placement,
             depends_on=args.upstreams,
         )
         if args.reload_in_place:
-            # Runs when the rendered config, the gateway or the api generation changes; only
-            # after the (new) api container is healthy, since its id is a trigger. Its stdin,
-            # the whole config, is what a reviewer reads in `pulumi preview --diff`.
+            # Runs when the rendered config, the gateway (a new one waits for its config) or
+            # the api generation changes; only after the (new) api container is created,
+            # since its id is a trigger. Its stdin, the whole config, is what a reviewer
+            # reads in `pulumi preview --diff`.
             command.local.Command(
                 f"{name}-reload",
                 create=RELOAD_GATEWAY_SCRIPT,
                 stdin=rendered,
                 environment={
                     "GATEWAY_CONTAINER": gateway.name,
+                    "NGINX_CONFIG": NGINX_CONFIG_PATH,
+                    "API_CONTAINERS": " ".join(args.api_container_names),
                     **docker_cli_environment(args.docker_host),
                 },
                 triggers=[
@@ -121,5 +127,4 @@ class Gateway(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.nginx_config = pulumi.Output.from_input(rendered)
-        self.https_port = pulumi.Output.from_input(args.https_port)
-        self.register_outputs({"nginx_config": self.nginx_config, "https_port": self.https_port})
+        self.register_outputs({"nginx_config": self.nginx_config})

@@ -1,12 +1,15 @@
-"""The bundled minio object store (S3 API on 9000, console on 9001) with its data volume."""
+"""The bundled minio object store (S3 API on 9000, console on 9001) with its data volume, or
+the volume alone when external S3 (s3Bucket) replaces it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
 from components.container import (
+    DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
     Placement,
     data_volume,
@@ -14,9 +17,14 @@ from components.container import (
     health_check,
     mounted,
     published_port,
-    ready,
 )
 
+# Reached by this network alias, a plain name, never through the container's outputs: the
+# engine deletes every dependent whose inputs come from a delete-before-replace container
+# before replacing it (calculateDependentReplacements in pulumi/pulumi's step_generator.go),
+# so a URL built from the container's id would take the api down with every image bump.
+# Whoever needs the service running depends on this component instead.
+MINIO_HOST = "minio"
 MINIO_API_PORT = 9000
 MINIO_CONSOLE_PORT = 9001
 MINIO_ROOT_USER = "dograh"
@@ -28,6 +36,8 @@ class MinioArgs:
     placement: Placement
     image: str
     root_password: pulumi.Input[str]
+    # False with s3Bucket: no container, the volume alone is kept.
+    bundled: bool = True
     publish_on_loopback: bool = False
 
 
@@ -38,40 +48,17 @@ class Minio(pulumi.ComponentResource):
     access_key: pulumi.Output[str]
     secret_key: pulumi.Output[str]
     bucket: pulumi.Output[str]
+    # Whether the minio server runs (nginx proxies /voice-audio/ to it only then).
+    bundled: bool
 
     def __init__(self, name: str, args: MinioArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Minio", name, None, opts)
         volume = data_volume(self, name, "minio", args.placement)
         secret_key = pulumi.Output.secret(args.root_password)
-        container = declare_container(
-            self,
-            name,
-            ContainerSpec(
-                image=args.image,
-                service="minio",
-                alias="minio",
-                envs={
-                    "MINIO_ROOT_USER": MINIO_ROOT_USER,
-                    "MINIO_ROOT_PASSWORD": secret_key,
-                },
-                command=[
-                    "server",
-                    "/data",
-                    "--console-address",
-                    f":{MINIO_CONSOLE_PORT}",
-                ],
-                healthcheck=health_check("mc ready local"),
-                volumes=[mounted(volume, "/data")],
-                ports=[
-                    published_port(MINIO_API_PORT, MINIO_API_PORT),
-                    published_port(MINIO_CONSOLE_PORT, MINIO_CONSOLE_PORT),
-                ]
-                if args.publish_on_loopback
-                else (),
-            ),
-            args.placement,
-        )
-        self.host = ready(container, "minio")
+        self.bundled = args.bundled
+        if args.bundled:
+            self._declare_server(name, args, volume, secret_key)
+        self.host = pulumi.Output.from_input(MINIO_HOST)
         self.port = pulumi.Output.from_input(MINIO_API_PORT)
         self.endpoint = pulumi.Output.concat(self.host, ":", str(MINIO_API_PORT))
         self.access_key = pulumi.Output.from_input(MINIO_ROOT_USER)
@@ -86,4 +73,37 @@ class Minio(pulumi.ComponentResource):
                 "secret_key": self.secret_key,
                 "bucket": self.bucket,
             }
+        )
+
+    def _declare_server(
+        self, name: str, args: MinioArgs, volume: docker.Volume, secret_key: pulumi.Output[str]
+    ) -> None:
+        declare_container(
+            self,
+            name,
+            ContainerSpec(
+                image=args.image,
+                service="minio",
+                alias=MINIO_HOST,
+                envs={
+                    "MINIO_ROOT_USER": MINIO_ROOT_USER,
+                    "MINIO_ROOT_PASSWORD": secret_key,
+                },
+                command=[
+                    "server",
+                    "/data",
+                    "--console-address",
+                    f":{MINIO_CONSOLE_PORT}",
+                ],
+                healthcheck=health_check("mc ready local"),
+                destroy_grace_seconds=DATA_STOP_GRACE_SECONDS,
+                volumes=[mounted(volume, "/data")],
+                ports=[
+                    published_port(MINIO_API_PORT, MINIO_API_PORT),
+                    published_port(MINIO_CONSOLE_PORT, MINIO_CONSOLE_PORT),
+                ]
+                if args.publish_on_loopback
+                else (),
+            ),
+            args.placement,
         )

@@ -1,13 +1,17 @@
-"""The bundled postgres (pgvector) with its data volume."""
+"""The bundled postgres (pgvector) with its data volume, or the volume alone when an external
+database replaces it (the data stays for a switch back)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import pulumi
+import pulumi_docker as docker
 
 from components.container import (
+    DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
     Placement,
     data_volume,
@@ -15,20 +19,30 @@ from components.container import (
     health_check,
     mounted,
     published_port,
-    ready,
 )
 
+# Reached by this network alias, a plain name, never through the container's outputs: the
+# engine deletes every dependent whose inputs come from a delete-before-replace container
+# before replacing it (calculateDependentReplacements in pulumi/pulumi's step_generator.go),
+# so a URL built from the container's id would take the api down with every image bump.
+# Whoever needs the service running depends on this component instead.
+POSTGRES_HOST = "postgres"
 POSTGRES_PORT = 5432
 POSTGRES_USER = "postgres"
 POSTGRES_DB = "postgres"
+DATA_PATH = "/var/lib/postgresql/data"
+
+# The image's entrypoint, then the role's password set to the configured one: see the script.
+START_SCRIPT = (Path(__file__).parent / "templates" / "postgres-start.sh").read_text()
 
 
 @dataclass(frozen=True, kw_only=True)
 class PostgresArgs:
     placement: Placement
     image: str
-    # Baked into the data volume on first start: changing it later does not re-key postgres.
     password: pulumi.Input[str]
+    # externalDatabaseUrl: no container, the volume alone is kept.
+    external_url: pulumi.Input[str] | None = None
     publish_on_loopback: bool = False
 
 
@@ -40,38 +54,46 @@ class Postgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Postgres", name, None, opts)
         volume = data_volume(self, name, "postgres", args.placement)
-        container = declare_container(
+        self.host = pulumi.Output.from_input(POSTGRES_HOST)
+        self.port = pulumi.Output.from_input(POSTGRES_PORT)
+        if args.external_url is not None:
+            self.database_url = pulumi.Output.secret(args.external_url)
+        else:
+            self._declare_server(name, args, volume)
+            self.database_url = pulumi.Output.secret(
+                pulumi.Output.format(
+                    "postgresql+asyncpg://{0}:{1}@{2}:{3}/{4}",
+                    POSTGRES_USER,
+                    pulumi.Output.from_input(args.password).apply(lambda pw: quote(pw, safe="")),
+                    POSTGRES_HOST,
+                    POSTGRES_PORT,
+                    POSTGRES_DB,
+                )
+            )
+        self.register_outputs(
+            {"host": self.host, "port": self.port, "database_url": self.database_url}
+        )
+
+    def _declare_server(self, name: str, args: PostgresArgs, volume: docker.Volume) -> None:
+        declare_container(
             self,
             name,
             ContainerSpec(
                 image=args.image,
                 service="postgres",
-                alias="postgres",
+                alias=POSTGRES_HOST,
                 envs={
                     "POSTGRES_USER": POSTGRES_USER,
                     "POSTGRES_PASSWORD": pulumi.Output.secret(args.password),
                     "POSTGRES_DB": POSTGRES_DB,
                 },
+                command=["sh", "-c", START_SCRIPT],
                 healthcheck=health_check(f"pg_isready -U {POSTGRES_USER} -d {POSTGRES_DB}"),
-                volumes=[mounted(volume, "/var/lib/postgresql/data")],
+                destroy_grace_seconds=DATA_STOP_GRACE_SECONDS,
+                volumes=[mounted(volume, DATA_PATH)],
                 ports=[published_port(POSTGRES_PORT, POSTGRES_PORT)]
                 if args.publish_on_loopback
                 else (),
             ),
             args.placement,
-        )
-        self.host = ready(container, "postgres")
-        self.port = pulumi.Output.from_input(POSTGRES_PORT)
-        self.database_url = pulumi.Output.secret(
-            pulumi.Output.format(
-                "postgresql+asyncpg://{0}:{1}@{2}:{3}/{4}",
-                POSTGRES_USER,
-                pulumi.Output.from_input(args.password).apply(lambda pw: quote(pw, safe="")),
-                self.host,
-                self.port,
-                POSTGRES_DB,
-            )
-        )
-        self.register_outputs(
-            {"host": self.host, "port": self.port, "database_url": self.database_url}
         )

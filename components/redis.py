@@ -1,4 +1,5 @@
-"""The bundled redis, password-protected, with its data volume."""
+"""The bundled redis, password-protected, with its data volume, or the volume alone when an
+external redis replaces it."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pulumi
+import pulumi_docker as docker
 
 from components.container import (
+    DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
     Placement,
     data_volume,
@@ -15,9 +18,14 @@ from components.container import (
     health_check,
     mounted,
     published_port,
-    ready,
 )
 
+# Reached by this network alias, a plain name, never through the container's outputs: the
+# engine deletes every dependent whose inputs come from a delete-before-replace container
+# before replacing it (calculateDependentReplacements in pulumi/pulumi's step_generator.go),
+# so a URL built from the container's id would take the api down with every image bump.
+# Whoever needs the service running depends on this component instead.
+REDIS_HOST = "redis"
 REDIS_PORT = 6379
 
 
@@ -26,6 +34,8 @@ class RedisArgs:
     placement: Placement
     image: str
     password: pulumi.Input[str]
+    # externalRedisUrl: no container, the volume alone is kept.
+    external_url: pulumi.Input[str] | None = None
     publish_on_loopback: bool = False
 
 
@@ -37,14 +47,33 @@ class Redis(pulumi.ComponentResource):
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Redis", name, None, opts)
         volume = data_volume(self, name, "redis", args.placement)
-        password = pulumi.Output.secret(args.password)
-        container = declare_container(
+        self.host = pulumi.Output.from_input(REDIS_HOST)
+        self.port = pulumi.Output.from_input(REDIS_PORT)
+        if args.external_url is not None:
+            self.redis_url = pulumi.Output.secret(args.external_url)
+        else:
+            password = pulumi.Output.secret(args.password)
+            self._declare_server(name, args, volume, password)
+            self.redis_url = pulumi.Output.secret(
+                pulumi.Output.format(
+                    "redis://:{0}@{1}:{2}",
+                    password.apply(lambda pw: quote(pw, safe="")),
+                    REDIS_HOST,
+                    REDIS_PORT,
+                )
+            )
+        self.register_outputs({"host": self.host, "port": self.port, "redis_url": self.redis_url})
+
+    def _declare_server(
+        self, name: str, args: RedisArgs, volume: docker.Volume, password: pulumi.Output[str]
+    ) -> None:
+        declare_container(
             self,
             name,
             ContainerSpec(
                 image=args.image,
                 service="redis",
-                alias="redis",
+                alias=REDIS_HOST,
                 # The password travels only in the (secret) environment, never in the command
                 # line or the health check, which the state keeps in plain text.
                 envs={"REDIS_PASSWORD": password, "REDISCLI_AUTH": password},
@@ -54,19 +83,9 @@ class Redis(pulumi.ComponentResource):
                     'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes',
                 ],
                 healthcheck=health_check("redis-cli ping | grep -q PONG"),
+                destroy_grace_seconds=DATA_STOP_GRACE_SECONDS,
                 volumes=[mounted(volume, "/data")],
                 ports=[published_port(REDIS_PORT, REDIS_PORT)] if args.publish_on_loopback else (),
             ),
             args.placement,
         )
-        self.host = ready(container, "redis")
-        self.port = pulumi.Output.from_input(REDIS_PORT)
-        self.redis_url = pulumi.Output.secret(
-            pulumi.Output.format(
-                "redis://:{0}@{1}:{2}",
-                password.apply(lambda pw: quote(pw, safe="")),
-                self.host,
-                self.port,
-            )
-        )
-        self.register_outputs({"host": self.host, "port": self.port, "redis_url": self.redis_url})

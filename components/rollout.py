@@ -1,13 +1,19 @@
 """Zero-downtime rollout of the api: generations, nginx reload, draining the old generation.
 
-With rolloutStrategy=zeroDowntime the api container's Docker name and network alias carry a
-generation id derived from everything that shapes the container. A change of worker count or
-image therefore declares a container with a new name, which Pulumi creates before deleting the
-old one (no name clash). The new generation must be healthy before anything moves; then a
-pulumi-command step writes the re-rendered nginx.conf into the running gateway and reloads it
-(`nginx -s reload`: new connections go to the new generation, open ones stay on the old
-workers); finally the old generation is deleted, and a before-delete hook first waits until
-its /api/v1/health/active-calls reaches zero or drainTimeoutSeconds passes.
+With rolloutStrategy=zeroDowntime the api container's Docker name, network alias and Pulumi
+resource name carry a generation id derived from every input that would make the docker
+provider replace it. A change of worker count or image therefore declares a new resource with
+a new Docker name; Pulumi creates it, and deletes the old generation (no longer declared) at
+the end of the update. Each generation being its own resource keeps a failed one apart: it
+stays in state with its error, the healthy generation is neither replaced nor marked for
+deletion, and rolling the configuration back simply declares the healthy one again.
+
+The new generation must be healthy before anything moves; then a pulumi-command step writes
+the re-rendered nginx.conf into the running gateway and reloads it (`nginx -s reload`: new
+connections go to the new generation, open ones stay on the old workers). That step checks
+the generation's health itself, because a retried `pulumi up` clears a failed create's error
+without checking again. Finally the old generation is deleted, and a before-delete hook first
+waits until its /api/v1/health/active-calls reaches zero or drainTimeoutSeconds passes.
 
 The reload and the drain talk to the Docker host with the docker CLI, where `pulumi up` runs,
 using the same `docker:host`.
@@ -21,8 +27,11 @@ import os
 import subprocess
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import pulumi
+
+from components.container import ContainerSpec
 
 # Runs inside an api container: the sum of live calls over its workers, using the devops
 # secret the container was started with (the endpoint answers 503 without one).
@@ -38,29 +47,81 @@ ACTIVE_CALLS_SCRIPT = (
     "print(total)\n"
 )
 
-# Runs where `pulumi up` runs: swap the gateway's config only if nginx accepts it, then reload.
+# Runs where `pulumi up` runs: switch the gateway only to api containers that are healthy now,
+# and only to a config nginx accepts; then reload.
 RELOAD_GATEWAY_SCRIPT = """set -eu
 if ! command -v docker >/dev/null 2>&1; then
   echo "rolloutStrategy=zeroDowntime reloads nginx with the docker CLI, which is not installed" \\
        "where pulumi runs; install it or set rolloutStrategy=recreate" >&2
   exit 1
 fi
-docker exec -i "$GATEWAY_CONTAINER" sh -c '
-  cat > /etc/nginx/nginx.conf.next &&
-  nginx -t -q -c /etc/nginx/nginx.conf.next &&
-  mv /etc/nginx/nginx.conf.next /etc/nginx/nginx.conf &&
-  nginx -s reload'
+for api in $API_CONTAINERS; do
+  health=$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$api" \\
+           2>/dev/null || echo missing)
+  if [ "$health" != healthy ]; then
+    echo "api container $api is ${health:-unchecked}, not healthy: nginx stays on the" \\
+         "generation it serves now. See 'docker logs $api'; fix the cause or roll the" \\
+         "configuration back, then run pulumi up again." >&2
+    exit 1
+  fi
+done
+# A gateway that has just been created waits for its first config (its start script starts
+# nginx once the file exists): then wait until nginx runs, rather than reload it.
+docker exec -i -e NGINX_CONFIG="$NGINX_CONFIG" "$GATEWAY_CONTAINER" sh -c '
+  set -e
+  mkdir -p "$(dirname "$NGINX_CONFIG")"
+  cat > "$NGINX_CONFIG.next"
+  nginx -t -q -c "$NGINX_CONFIG.next"
+  mv "$NGINX_CONFIG.next" "$NGINX_CONFIG"
+  if [ -s /var/run/nginx.pid ] && kill -0 "$(cat /var/run/nginx.pid)" 2>/dev/null; then
+    exec nginx -c "$NGINX_CONFIG" -s reload
+  fi
+  for _ in $(seq 1 60); do
+    [ -s /var/run/nginx.pid ] && kill -0 "$(cat /var/run/nginx.pid)" 2>/dev/null && exit 0
+    sleep 0.5
+  done
+  echo "nginx did not start with the new config; see docker logs $HOSTNAME" >&2
+  exit 1'
 """
 
 
-def generation_id(
-    image: str, envs: Mapping[str, pulumi.Input[str]], secret_fingerprint: str
-) -> str:
-    """Six hex digits that change whenever the api container would: its image, its plain
-    environment, which variables come from other resources, and the secret settings."""
-    plain = {key: value for key, value in envs.items() if isinstance(value, str)}
-    wired = sorted(key for key, value in envs.items() if not isinstance(value, str))
-    text = json.dumps([image, plain, wired, secret_fingerprint], sort_keys=True)
+# What the docker provider replaces a container for (every ForceNew input the program sets,
+# plus the health check under `replace_on_changes`). The rest (stop grace, wait timeout) only
+# lives in state and must not start a new generation.
+_REPLACING_FIELDS = (
+    "image",
+    "envs",
+    "command",
+    "healthcheck",
+    "ports",
+    "volumes",
+    "uploads",
+    "labels",
+)
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-ready form of a spec field; a value from another resource becomes a marker."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, pulumi.Output):
+        return "<from another resource>"
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if hasattr(value, "__dict__"):  # pulumi input types (ports, health check, volumes, ...)
+        return _canonical(vars(value))
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+def generation_id(spec: ContainerSpec, secret_fingerprint: str) -> str:
+    """Six hex digits that change whenever the docker provider would replace the container:
+    every replace-forcing input (values from other resources by their keys) and the secret
+    settings, whose values the program cannot see before they resolve. A replacement under an
+    unchanged name would collide with the running container on Docker's name."""
+    fields = {name: _canonical(getattr(spec, name)) for name in _REPLACING_FIELDS}
+    text = json.dumps([fields, secret_fingerprint], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:6]
 
 

@@ -16,7 +16,7 @@ from components.gateway import (
     Gateway,
     GatewayArgs,
 )
-from components.minio import MINIO_API_PORT, Minio, MinioArgs
+from components.minio import MINIO_API_PORT, MINIO_HOST, Minio, MinioArgs
 from components.network import StackNetwork, StackNetworkArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
@@ -74,37 +74,45 @@ class DograhStack(pulumi.ComponentResource):
         loopback = settings.publish_internal_on_loopback
         zero_downtime = settings.rollout_strategy == "zeroDowntime"
 
-        external_database_url = secrets.get("externalDatabaseUrl")
-        if external_database_url is not None:
-            database_url = external_database_url
-        else:
-            database_url = Postgres(
-                f"{name}-postgres",
-                PostgresArgs(
-                    placement=placement,
-                    image=settings.postgres_image,
-                    password=credentials.postgres_password,
-                    publish_on_loopback=loopback,
-                ),
-                opts=child,
-            ).database_url
+        # Data services are declared even when an external one replaces them: their volumes
+        # stay (protected, data kept), so switching to an external URL and back loses nothing.
+        postgres = Postgres(
+            f"{name}-postgres",
+            PostgresArgs(
+                placement=placement,
+                image=settings.postgres_image,
+                password=credentials.postgres_password,
+                external_url=secrets.get("externalDatabaseUrl"),
+                publish_on_loopback=loopback,
+            ),
+            opts=child,
+        )
+        redis = Redis(
+            f"{name}-redis",
+            RedisArgs(
+                placement=placement,
+                image=settings.redis_image,
+                password=credentials.redis_password,
+                external_url=secrets.get("externalRedisUrl"),
+                publish_on_loopback=loopback,
+            ),
+            opts=child,
+        )
+        minio = Minio(
+            f"{name}-minio",
+            MinioArgs(
+                placement=placement,
+                image=settings.minio_image,
+                root_password=credentials.minio_root_password,
+                bundled=settings.s3_bucket is None,
+                publish_on_loopback=loopback,
+            ),
+            opts=child,
+        )
+        database_url, redis_url = postgres.database_url, redis.redis_url
+        # What the api needs running before it starts.
+        api_needs: list[pulumi.Resource] = [postgres, redis, minio]
 
-        external_redis_url = secrets.get("externalRedisUrl")
-        if external_redis_url is not None:
-            redis_url = external_redis_url
-        else:
-            redis_url = Redis(
-                f"{name}-redis",
-                RedisArgs(
-                    placement=placement,
-                    image=settings.redis_image,
-                    password=credentials.redis_password,
-                    publish_on_loopback=loopback,
-                ),
-                opts=child,
-            ).redis_url
-
-        minio: Minio | None = None
         storage_env: dict[str, pulumi.Input[str]]
         if settings.s3_bucket is not None:
             storage_env = {
@@ -118,16 +126,6 @@ class DograhStack(pulumi.ComponentResource):
             if settings.s3_endpoint_url is not None:
                 storage_env["S3_ENDPOINT_URL"] = settings.s3_endpoint_url
         else:
-            minio = Minio(
-                f"{name}-minio",
-                MinioArgs(
-                    placement=placement,
-                    image=settings.minio_image,
-                    root_password=credentials.minio_root_password,
-                    publish_on_loopback=loopback,
-                ),
-                opts=child,
-            )
             storage_env = {
                 "ENABLE_AWS_S3": "false",
                 "MINIO_ENDPOINT": minio.endpoint,
@@ -166,6 +164,7 @@ class DograhStack(pulumi.ComponentResource):
                 if zero_downtime
                 else None,
                 publish_on_loopback=loopback,
+                depends_on=api_needs,
             ),
             opts=child,
         )
@@ -199,7 +198,7 @@ class DograhStack(pulumi.ComponentResource):
                     fastapi_workers=settings.fastapi_workers,
                     ui_host="ui",
                     ui_port=UI_PORT,
-                    minio_host="minio" if minio is not None else None,
+                    minio_host=MINIO_HOST if minio.bundled else None,
                     minio_port=MINIO_API_PORT,
                     server_name=settings.public_host,
                     public_https_port=settings.https_port,
@@ -210,10 +209,11 @@ class DograhStack(pulumi.ComponentResource):
                 certificate_pem=certificate.certificate_pem,
                 private_key_pem=certificate.private_key_pem,
                 api_container_id=api.container_id,
+                api_container_names=[placement.docker_name(api.upstream_alias)],
                 bind_address=settings.gateway_bind_address,
                 http_port=settings.http_port,
                 https_port=settings.https_port,
-                upstreams=[api, ui, *([minio] if minio is not None else [])],
+                upstreams=[api, ui, *([minio] if minio.bundled else [])],
                 reload_in_place=zero_downtime,
                 docker_host=args.loaded.docker_host,
             ),

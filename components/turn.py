@@ -54,17 +54,22 @@ class TurnServer(pulumi.ComponentResource):
                 image=args.image,
                 service="coturn",
                 alias="coturn",
-                # coturn reads the shared secret only from its config or command line; the
-                # environment keeps it out of both, and the shell expands it at start.
-                envs={"TURN_SECRET": pulumi.Output.secret(args.shared_secret)},
-                command=[
-                    "sh",
-                    "-c",
-                    f'exec turnserver -c {TURN_CONFIG_PATH} --static-auth-secret="$TURN_SECRET"',
-                ],
+                # The image's entrypoint runs `turnserver` for arguments that start with '-'
+                # (and evaluates them with the shell: nothing here may need quoting). The
+                # shared secret is in the uploaded config, kept secret in state, never on a
+                # command line.
+                command=["-c", TURN_CONFIG_PATH],
                 uploads=[
                     docker.ContainerUploadArgs(
-                        file=TURN_CONFIG_PATH, content=render_turn_config(config)
+                        file=TURN_CONFIG_PATH,
+                        content=pulumi.Output.secret(
+                            pulumi.Output.concat(
+                                render_turn_config(config),
+                                "static-auth-secret=",
+                                args.shared_secret,
+                                "\n",
+                            )
+                        ),
                     ),
                     docker.ContainerUploadArgs(
                         file="/etc/coturn/certs/turn.crt", content=args.certificate_pem

@@ -11,7 +11,6 @@ from components.container import (
     Placement,
     declare_container,
     health_check,
-    ready,
 )
 
 UI_PORT = 3010
@@ -30,7 +29,7 @@ class Ui(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: UiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Ui", name, None, opts)
-        container = declare_container(
+        declare_container(
             self,
             name,
             ContainerSpec(
@@ -45,6 +44,6 @@ class Ui(pulumi.ComponentResource):
             ),
             args.placement,
         )
-        self.host = ready(container, "ui")
+        self.host = pulumi.Output.from_input("ui")
         self.port = pulumi.Output.from_input(UI_PORT)
         self.register_outputs({"host": self.host, "port": self.port})

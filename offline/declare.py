@@ -60,6 +60,16 @@ class DeclaredResource:
     dependencies: list[str]
     # Names of the resource hooks bound to run before it is deleted (also on replacement).
     before_delete_hooks: list[str] = field(default_factory=list)
+    # Input key -> URNs of the resources its value came from (what the engine's dependent
+    # replacement follows).
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # Whether the program set delete_before_replace itself (it then wins over the provider).
+    delete_before_replace_defined: bool = False
+    # custom_timeouts, as given: {"create": "1320s", ...}
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
+    # Set by an applier, not by the program: the error a create left in state (Pulumi keeps
+    # a resource whose create failed after it had an id, with its init errors).
+    init_error: str | None = None
 
 
 @dataclass
@@ -80,18 +90,6 @@ class Declaration:
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]
-
-    def changed_inputs(self, before: DeclaredResource) -> list[str]:
-        """Input keys of `before` that differ in this declaration's resource of the same URN,
-        leaving out what the resource's ignore_changes names."""
-        after = next(r for r in self.resources if r.urn == before.urn)
-        ignored = set(after.ignore_changes)
-        return sorted(
-            key
-            for key in before.inputs.keys() | after.inputs.keys()
-            if key not in ignored
-            and reveal(before.inputs.get(key)) != reveal(after.inputs.get(key))
-        )
 
     def containers(self) -> dict[str, DeclaredResource]:
         """Declared containers by their Docker name."""
@@ -329,6 +327,16 @@ def _declare_in_fresh_context(
                         additional_secret_outputs=list(request.additionalSecretOutputs),
                         dependencies=list(request.dependencies),
                         before_delete_hooks=list(request.hooks.before_delete),
+                        property_dependencies={
+                            key: list(deps.urns)
+                            for key, deps in request.propertyDependencies.items()
+                        },
+                        delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
+                        custom_timeouts={
+                            kind: value
+                            for kind in ("create", "update", "delete")
+                            if (value := getattr(request.customTimeouts, kind))
+                        },
                     )
                 )
             return response

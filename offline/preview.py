@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from offline.changes import COMMAND, CONTAINER, plan_changes
+from components.gateway import NGINX_CONFIG_PATH
+from offline.changes import COMMAND, CONTAINER, plan_changes, recorded
 from offline.declare import (
     PROJECT_DIR,
     Declaration,
@@ -33,7 +34,6 @@ from offline.declare import (
 )
 
 SENSITIVE_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|AUTH|DATABASE_URL|REDIS_URL")
-NGINX_CONFIG = "/etc/nginx/nginx.conf"
 DISCLAIMER = (
     "Offline, under Pulumi's mocks: what the program declares, not what is deployed. "
     "Not a substitute for `pulumi preview`."
@@ -106,7 +106,7 @@ def nginx_config(declaration: Declaration) -> str | None:
         return str(reveal(command.inputs).get("stdin"))
     for container in declaration.custom(CONTAINER):
         for upload in reveal(container.inputs).get("uploads") or []:
-            if upload["file"] == NGINX_CONFIG:
+            if upload["file"] == NGINX_CONFIG_PATH:
                 return str(upload["content"])
     return None
 
@@ -123,7 +123,11 @@ def describe(declaration: Declaration) -> str:
             lines.append(f"    env    {_shown_env(item)}")
     config = nginx_config(declaration)
     if config is not None:
-        lines += ["", f"nginx.conf (rendered, {NGINX_CONFIG} in the gateway):", config.rstrip()]
+        lines += [
+            "",
+            f"nginx.conf (rendered, {NGINX_CONFIG_PATH} in the gateway):",
+            config.rstrip(),
+        ]
     return "\n".join(lines)
 
 
@@ -132,7 +136,7 @@ def _container_name(resource: DeclaredResource) -> str:
 
 
 def describe_change(before: Declaration, after: Declaration) -> str:
-    plan = plan_changes({r.urn: r for r in before.custom()}, after)
+    plan = plan_changes(recorded(before), after)
     old = {r.urn: r for r in before.custom()}
     new = {r.urn: r for r in after.custom()}
     gateway = next(

@@ -108,7 +108,7 @@ def check_workers(resources: list[tuple[str, Mapping[str, Any]]]) -> Violations:
         for kind, props in resources
         if kind == CONTAINER and str(props.get("name", "")).endswith("-gateway")
         for upload in props.get("uploads") or []
-        if upload.get("file") == "/etc/nginx/nginx.conf"
+        if upload.get("file") == "/etc/nginx/dograh/nginx.conf"
     ]
     nginx = next((c for c in configs if isinstance(c, str) and "upstream dograh_api" in c), None)
     for kind, props in resources:

@@ -17,19 +17,20 @@ import pytest
 from components.gateway import (
     ACME_WEBROOT,
     CERTIFICATE_PATH,
-    NGINX_CONFIG_PATH,
     PRIVATE_KEY_PATH,
 )
-from offline.declare import declare, reveal
+from offline.declare import declare
+from offline.preview import nginx_config
 
 PROBE = Path(__file__).parent / "realnginx" / "probe.py"
 
 
 def program_nginx_config(workers: int) -> str:
-    declaration = declare("dev", {"fastapiWorkers": str(workers)})
-    gateway = declaration.containers()["dograh-dev-gateway"]
-    uploads = {u["file"]: u["content"] for u in reveal(gateway.inputs["uploads"])}
-    return uploads[NGINX_CONFIG_PATH]
+    """The config nginx runs: the gateway's upload (recreate) or what the reload step writes
+    (zeroDowntime)."""
+    config = nginx_config(declare("dev", {"fastapiWorkers": str(workers)}))
+    assert config is not None
+    return config
 
 
 def run_probe(tmp_path: Path, workers: int, mode: str) -> dict:

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.gateway import API_CONTAINER_LABEL, NGINX_CONFIG_PATH
-from offline.changes import plan_changes
+from offline.changes import plan_changes, recorded
 from offline.declare import Declaration, DeclaredResource, declare, has_secret, reveal
+from offline.preview import nginx_config
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -18,9 +19,13 @@ UPSTREAM_SERVER = re.compile(
 RECREATE = {"rolloutStrategy": "recreate"}
 
 
+API_WORKERS_RESOURCE = re.compile(r"^dograh-api(-[0-9a-f]{6})?-container$")
+
+
 def api(declaration: Declaration) -> DeclaredResource:
     """The container running the uvicorn workers (`api`, or `api-<generation>`)."""
-    return declaration.by_name("dograh-api-container")
+    (workers,) = [r for r in declaration.custom(CONTAINER) if API_WORKERS_RESOURCE.match(r.name)]
+    return workers
 
 
 def envs(container: DeclaredResource) -> dict[str, str]:
@@ -33,8 +38,8 @@ def uploaded(container: DeclaredResource, path: str) -> str:
 
 
 def upstream(declaration: Declaration) -> list[tuple[str, int]]:
-    gateway = declaration.containers()[f"dograh-{declaration_stack(declaration)}-gateway"]
-    servers = UPSTREAM_SERVER.findall(uploaded(gateway, NGINX_CONFIG_PATH))
+    """The api servers in the config nginx runs (after its reload, under zeroDowntime)."""
+    servers = UPSTREAM_SERVER.findall(nginx_config(declaration) or "")
     return [(host, int(port)) for host, port in servers]
 
 
@@ -44,7 +49,7 @@ def declaration_stack(declaration: Declaration) -> str:
 
 def changed(before: Declaration, after: Declaration) -> set[str]:
     """Resources added, removed, or whose declared inputs differ (less ignore_changes)."""
-    plan = plan_changes({r.urn: r for r in before.custom()}, after)
+    plan = plan_changes(recorded(before), after)
     return {step.name for step in plan.steps if step.op != "same"}
 
 
@@ -71,8 +76,11 @@ def test_dev_stack_declares_every_service_container(dev):
     recreate = declare("dev", RECREATE)
     assert set(recreate.containers()) == {
         f"dograh-dev-{service}"
-        for service in ("postgres", "redis", "minio", "api", "ui", "gateway")
+        for service in ("postgres", "redis", "minio", "api", "api-singletons", "ui", "gateway")
     }
+    # Each generation is a resource of its own; recreate's one api keeps its name.
+    assert api(dev).name == f"dograh-api-{generation}-container"
+    assert api(recreate).name == "dograh-api-container"
 
 
 @settings(max_examples=64, deadline=None)
@@ -97,6 +105,8 @@ def test_recreate_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_
     assert changed(before, after) == {
         "dograh-api-image",
         "dograh-api-container",
+        "dograh-api-singletons-image",
+        "dograh-api-singletons-container",
         "dograh-gateway-container",
     }
     # nginx is tied to the api container it resolved: a new api container id is a new label.
@@ -114,7 +124,8 @@ def test_zero_downtime_changing_workers_starts_a_new_generation_and_reloads_ngin
     four = declare("dev", {"fastapiWorkers": "4"})
     six = declare("dev", {"fastapiWorkers": "6"})
     # nginx itself stays: its config is reloaded in place; the singletons are not touched.
-    assert changed(four, six) == {"dograh-api-container", "dograh-gateway-reload"}
+    # The new generation is a new resource, the old one is deleted at the end.
+    assert changed(four, six) == {api(four).name, api(six).name, "dograh-gateway-reload"}
     old_name, new_name = api(four).inputs["name"], api(six).inputs["name"]
     assert old_name != new_name  # a new name: created beside the old one, no clash
     new_alias = new_name.removeprefix("dograh-dev-")
@@ -127,7 +138,8 @@ def test_zero_downtime_image_change_moves_nginx_to_the_new_generation():
     after = declare("dev", {"apiImage": "dograhai/dograh-api:v1.30.0"})
     assert changed(before, after) == {
         "dograh-api-image",
-        "dograh-api-container",
+        api(before).name,
+        api(after).name,
         "dograh-api-singletons-image",
         "dograh-api-singletons-container",
         "dograh-gateway-reload",
@@ -146,8 +158,13 @@ def test_zero_downtime_declares_create_first_generations_with_a_drain_hook(dev):
     singletons = dev.by_name("dograh-api-singletons-container")
     assert singletons.delete_before_replace  # old singletons stop before new ones start
     gateway = dev.containers()["dograh-dev-gateway"]
-    assert gateway.ignore_changes == ["uploads"]
+    # Nothing it is created with can go stale: no ignore_changes, and no nginx.conf naming an
+    # api generation (the reload step writes the current one into every new gateway).
+    assert gateway.ignore_changes == []
     assert API_CONTAINER_LABEL not in str(gateway.inputs.get("labels"))
+    assert NGINX_CONFIG_PATH not in {u["file"] for u in reveal(gateway.inputs["uploads"])}
+    reload = dev.by_name("dograh-gateway-reload")
+    assert gateway.id in reveal(reload.inputs["triggers"])
 
 
 def test_singletons_run_in_exactly_one_container(dev):
@@ -157,7 +174,12 @@ def test_singletons_run_in_exactly_one_container(dev):
     assert singletons["ENABLE_ARI_MANAGER"] == "true"
     assert singletons["ENABLE_CAMPAIGN_ORCHESTRATOR"] == "true"
     assert singletons["FASTAPI_WORKERS"] == "1"
-    assert envs(api(declare("dev", RECREATE)))["ENABLE_ARI_MANAGER"] == "true"
+    # The same container with recreate, so switching strategies never runs them twice.
+    recreate = declare("dev", RECREATE)
+    assert envs(api(recreate))["ENABLE_ARI_MANAGER"] == "false"
+    assert recreate.by_name("dograh-api-singletons-container").inputs == (
+        dev.by_name("dograh-api-singletons-container").inputs
+    )
 
 
 def test_a_changed_secret_gives_the_api_a_new_generation_name():
@@ -239,7 +261,13 @@ def test_internal_services_publish_on_loopback_only_when_asked():
     }
     assert published["dograh-dev-postgres"] == {(5432, "127.0.0.1")}
     assert published["dograh-dev-redis"] == {(6379, "127.0.0.1")}
-    assert published[api(declaration).inputs["name"]] == {
+    # Two generations side by side cannot bind the same ports: workers are published only
+    # with recreate, where one api container exists at a time.
+    assert published[api(declaration).inputs["name"]] == set()
+    recreate = declare(
+        "dev", {**RECREATE, "publishInternalOnLoopback": "true", "fastapiWorkers": "3"}
+    )
+    assert {(p["external"], p["ip"]) for p in api(recreate).inputs["ports"]} == {
         (8000, "127.0.0.1"),
         (8001, "127.0.0.1"),
         (8002, "127.0.0.1"),
@@ -385,8 +413,13 @@ def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
         (5349, "tcp", "0.0.0.0"),
     } <= published
     assert len([p for p in published if 49152 <= p[0] <= 49200]) == 49
-    assert "--static-auth-secret" in " ".join(coturn.inputs["command"])
-    assert not has_secret(coturn.inputs["command"])  # the secret is in the env, not the command
+    # coturn's entrypoint runs turnserver for '-' arguments; the secret is in the config file,
+    # secret in state, and on no command line.
+    assert coturn.inputs["command"] == ["-c", "/etc/coturn/turnserver.conf"]
+    assert has_secret(coturn.inputs["uploads"])
+    secret = reveal(declaration.outputs["turnSecret"])
+    assert f"static-auth-secret={secret}\n" in uploaded(coturn, "/etc/coturn/turnserver.conf")
+    assert secret not in str(reveal(coturn.inputs.get("envs")))
     api_env = envs(api(declaration))
     assert api_env["ENABLE_COTURN"] == "true" and api_env["SERVER_IP"] == "203.0.113.10"
     gateway = containers["dograh-prod-gateway"]

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from tests.engine.applier import ApplyError
-from tests.engine.harness import HTTPS_PORT, engine_stack
+from tests.engine.harness import HTTPS_PORT, PREFIX, engine_stack
 
 DATA_SERVICES = ("postgres", "redis", "minio")
 
@@ -71,12 +71,14 @@ def test_only_nginx_is_published_and_on_loopback(stack):
 def test_two_to_four_workers_replaces_only_the_api_and_reloads_nginx_and_keeps_data(
     stack, before_change
 ):
+    old_generation = stack.container("api").name.removeprefix(f"{PREFIX}-")
     planned = stack.applier.plan(stack.declare(fastapiWorkers=4))
-    # zeroDowntime (the default): a new api generation, and nginx reloaded, not recreated.
-    assert planned.names("replace", "create", "delete") == {
-        "dograh-api-container",
-        "dograh-gateway-reload",
-    }
+    # zeroDowntime (the default): a new api generation beside the old one (deleted at the
+    # end), and nginx reloaded, not recreated.
+    (new_generation,) = planned.names("create")
+    assert new_generation != f"dograh-{old_generation}-container"
+    assert planned.names("delete") == {f"dograh-{old_generation}-container"}
+    assert planned.names("replace") == {"dograh-gateway-reload"}
     stack.apply(fastapiWorkers=4)
 
     assert stack.workers_answering(24) == {0, 1, 2, 3}

@@ -1,23 +1,33 @@
 #!/bin/bash
-# The official image's contract: on an empty data directory, initdb with POSTGRES_USER and
-# POSTGRES_PASSWORD and create POSTGRES_DB; later starts keep what the volume holds.
+# The official image's entrypoint contract (docker-library/postgres docker-entrypoint.sh):
+# - arguments starting with '-' are postgres flags (`postgres` is put in front);
+# - only a command of `postgres` initialises anything: as root it prepares the data directory
+#   and runs itself again as the postgres user (same process); as postgres, on an empty data
+#   directory, initdb with POSTGRES_USER and POSTGRES_PASSWORD (local socket connections
+#   trusted, as initdb leaves them, remote ones scram-sha-256) and create POSTGRES_DB;
+# - any other command runs as given (as root), with no initialisation.
 set -euo pipefail
+if [ "${1:0:1}" = '-' ]; then
+  set -- postgres "$@"
+fi
+if [ "$1" != postgres ]; then
+  exec "$@"
+fi
 : "${POSTGRES_USER:=postgres}" "${POSTGRES_DB:=$POSTGRES_USER}"
-: "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
-mkdir -p "$PGDATA" /run/postgresql
-chown -R postgres:postgres "$PGDATA" /run/postgresql
-chmod 700 "$PGDATA"
-as_postgres() { runuser -u postgres -- "$@"; }
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$PGDATA" /var/run/postgresql
+  chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+  chmod 700 "$PGDATA"
+  exec runuser -u postgres -- "$0" "$@"
+fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pwfile
-  chown postgres /tmp/pwfile
-  as_postgres initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile=/tmp/pwfile --auth=scram-sha-256 >/dev/null
-  rm -f /tmp/pwfile
+  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
+  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") >/dev/null
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  if [ "$POSTGRES_DB" != "postgres" ]; then
-    as_postgres pg_ctl -D "$PGDATA" -w start -o "-c listen_addresses=''" >/dev/null
-    PGPASSWORD="$POSTGRES_PASSWORD" as_postgres psql -U "$POSTGRES_USER" -d postgres -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
-    as_postgres pg_ctl -D "$PGDATA" -w stop >/dev/null
+  if [ "$POSTGRES_DB" != postgres ]; then
+    pg_ctl -D "$PGDATA" -w start -o "-c listen_addresses=''" >/dev/null
+    psql -U "$POSTGRES_USER" -d postgres -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
+    pg_ctl -D "$PGDATA" -w stop >/dev/null
   fi
 fi
-exec runuser -u postgres -- "$@" -D "$PGDATA" -c listen_addresses='*'
+exec "$@" -D "$PGDATA" -c listen_addresses='*'
