@@ -1,32 +1,234 @@
-"""How the engine tests' applier reads a change: the docker provider's replace/update rules,
-applied to what the program declares. No engine needed: only planning."""
+"""The engine's and the providers' rules that offline/changes.py and the engine tests' applier
+follow, one test (at least) per rule, each on a declaration of the real program. No engine
+needed: only planning, and the applier's hook call.
+
+Every rule test fails when its rule is taken out: it sets up the case the rule decides.
+"""
 
 import dataclasses
 
 import pytest
 
-from offline.declare import Declaration, declare, stack_config
+from offline.changes import (
+    cut_by_timeouts,
+    go_duration_string,
+    inputs_after_ignore_changes,
+    parse_duration_ns,
+    plan_changes,
+    recorded,
+)
+from offline.declare import Declaration, DeclaredResource, declare, stack_config
 from tests.engine.applier import ApplyError, EngineApplier
 
 CONFIG = stack_config("dev")
+CONTAINER = "docker:index/container:Container"
 
 
 def applied(declaration: Declaration) -> EngineApplier:
+    """An applier whose state is `declaration` as the provider would have recorded it."""
     applier = EngineApplier(client=None)  # planning never touches the engine
-    applier.state = {r.urn: r for r in declaration.custom()}
+    applier.state = recorded(declaration)
     return applier
 
 
-def with_container_inputs(declaration: Declaration, service: str, **inputs) -> Declaration:
-    resources = []
-    for resource in declaration.resources:
-        if (
-            resource.type.endswith("Container")
-            and resource.inputs["name"] == f"dograh-dev-{service}"
-        ):
-            resource = dataclasses.replace(resource, inputs={**resource.inputs, **inputs})
-        resources.append(resource)
+def container(declaration: Declaration, service: str) -> DeclaredResource:
+    return declaration.containers()[f"dograh-dev-{service}"]
+
+
+def with_resource(declaration: Declaration, changed: DeclaredResource) -> Declaration:
+    resources = [changed if r.urn == changed.urn else r for r in declaration.resources]
     return dataclasses.replace(declaration, resources=resources)
+
+
+def with_container_inputs(declaration: Declaration, service: str, **inputs) -> Declaration:
+    resource = container(declaration, service)
+    return with_resource(
+        declaration, dataclasses.replace(resource, inputs={**resource.inputs, **inputs})
+    )
+
+
+# ---- rule 1: state is what the provider read back -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "written"),
+    [(0, "0s"), (5, "5s"), (90, "1m30s"), (120, "2m0s"), (3600, "1h0m0s"), (3725, "1h2m5s")],
+)
+def test_durations_are_written_back_as_go_does(seconds, written):
+    assert go_duration_string(seconds * 1_000_000_000) == written
+    assert parse_duration_ns(written) == seconds * 1_000_000_000
+    assert go_duration_string(1_500_000_000) == "1.5s"
+    assert go_duration_string(500_000_000) == "500ms"
+
+
+def test_a_health_check_written_120s_is_replaced_on_every_run():
+    """The old program's api check: unchanged, yet replaced, because state says "2m0s"."""
+    current = declare("dev", config=CONFIG)
+    redis = container(current, "redis")
+    check = {**redis.inputs["healthcheck"], "startPeriod": "120s"}
+    written_120s = with_container_inputs(current, "redis", healthcheck=check)
+    plan = applied(written_120s).plan(written_120s)
+    assert plan.step("dograh-redis-container").op == "replace"
+    assert plan.step("dograh-redis-container").changed == ["healthcheck"]
+
+
+@pytest.mark.parametrize("strategy", ["zeroDowntime", "recreate"])
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_program_applied_twice_is_a_no_op(stack, strategy):
+    config = {**stack_config(stack), "dograh:rolloutStrategy": strategy}
+    secrets = {"tlsCertificate": "PEM", "tlsPrivateKey": "PEM"} if stack == "prod" else None
+    first = declare(stack, config=config, secrets=secrets)
+    again = declare(stack, config=config, secrets=secrets)
+    plan = plan_changes(recorded(first), again)
+    assert {step.name: step.changed for step in plan.steps if step.op != "same"} == {}
+
+
+def test_ports_compare_as_the_provider_suppresses_them_in_any_order():
+    current = declare("dev", config=CONFIG)
+    gateway = container(current, "gateway")
+    applier = applied(current)
+    state = applier.state[gateway.urn]
+    applier.state[gateway.urn] = dataclasses.replace(
+        state, outputs={**state.outputs, "ports": list(reversed(state.outputs["ports"]))}
+    )
+    assert applier.plan(current).step("dograh-gateway-container").op == "same"
+
+
+# ---- rule 2: ignore_changes keeps old inputs in the diff, not in a replacement ---------------
+
+
+def ignoring_uploads(declaration: Declaration) -> Declaration:
+    gateway = container(declaration, "gateway")
+    return with_resource(declaration, dataclasses.replace(gateway, ignore_changes=["uploads"]))
+
+
+def test_an_ignored_input_alone_changes_nothing():
+    before = ignoring_uploads(declare("dev", config=CONFIG))
+    rotated = with_container_inputs(before, "gateway", uploads=[{"file": "/x", "content": "new"}])
+    assert applied(before).plan(rotated).step("dograh-gateway-container").op == "same"
+
+
+def test_an_ignored_input_is_put_back_for_the_diff_and_the_update():
+    before = ignoring_uploads(declare("dev", config=CONFIG))
+    after = with_container_inputs(before, "gateway", uploads=[{"file": "/x", "content": "new"}])
+    merged = inputs_after_ignore_changes(container(after, "gateway"), container(before, "gateway"))
+    assert merged["uploads"] == container(before, "gateway").inputs["uploads"]
+
+
+def test_a_replacement_is_created_with_the_programs_value_of_an_ignored_input():
+    """step_generator.go re-checks goal.Properties once it decides to replace."""
+    before = ignoring_uploads(declare("dev", config=CONFIG))
+    after = with_container_inputs(
+        before, "gateway", uploads=[{"file": "/x", "content": "new"}], image="nginx:other"
+    )
+    step = applied(before).plan(after).step("dograh-gateway-container")
+    assert (step.op, step.changed) == ("replace", ["image"])
+    # The applier creates from the declared inputs, not the merged ones.
+    assert container(after, "gateway").inputs["uploads"] == [{"file": "/x", "content": "new"}]
+
+
+# ---- rule 3: a failed create stays in state with an init error -------------------------------
+
+
+def test_a_failed_create_is_updated_without_a_diff_which_clears_its_error():
+    current = declare("dev", config=CONFIG)
+    applier = applied(current)
+    redis = container(current, "redis")
+    applier.state[redis.urn] = dataclasses.replace(
+        applier.state[redis.urn], init_error="container failed to be in healthy state"
+    )
+    step = applier.plan(current).step("dograh-redis-container")
+    assert (step.op, step.changed) == ("update", [])
+    assert "init error" in step.reason
+
+
+def test_the_old_half_of_a_failed_replacement_is_deleted_at_the_end_of_the_next_run():
+    current = declare("dev", config=CONFIG)
+    applier = applied(current)
+    old_redis = applier.state[container(current, "redis").urn]
+    applier.pending_deletes = [old_redis]
+    steps = applier.plan(current).steps
+    assert steps[-1].op == "delete" and steps[-1].pending and steps[-1].urn == old_redis.urn
+    assert all(step.op == "same" for step in steps[:-1])
+
+
+# ---- rule 4: hooks are called by name, and must be registered by this run --------------------
+
+
+def test_a_delete_whose_hook_this_run_did_not_register_fails():
+    current = declare("dev", config=CONFIG)
+    generation = next(r for r in current.custom(CONTAINER) if r.before_delete_hooks)
+    applier = EngineApplier(client=None)
+    applier.hooks = {}
+    with pytest.raises(ApplyError, match="hook 'dograh-api-drain' was not registered"):
+        applier._run_before_delete_hooks(generation)
+
+
+def test_destroy_without_the_program_fails_on_a_resource_with_hooks():
+    current = declare("dev", config=CONFIG)
+    applier = applied(current)
+    with pytest.raises(ApplyError, match="run with --run-program; nothing was deleted"):
+        applier.destroy(exclude_protected=True)
+
+
+def test_destroy_stops_on_protected_volumes_unless_they_are_excluded():
+    current = declare("dev", config=CONFIG)
+    with pytest.raises(ApplyError, match=r"dograh-postgres-data.* are protected"):
+        applied(current).destroy(current)
+
+
+# ---- rule 5: a delete-before-replace replacement takes down what is built from it ------------
+
+
+def with_env_from(declaration: Declaration, service: str, source: str) -> Declaration:
+    """The old program's wiring: the api's environment built from a data container's id."""
+    target = next(
+        r for r in declaration.custom(CONTAINER) if r.name.startswith(f"dograh-{service}-")
+    )
+    deps = {**target.property_dependencies}
+    deps["envs"] = [*deps.get("envs", []), container(declaration, source).urn]
+    return with_resource(declaration, dataclasses.replace(target, property_dependencies=deps))
+
+
+def test_replacing_a_container_first_deletes_containers_whose_inputs_come_from_it():
+    before = with_env_from(declare("dev", config=CONFIG), "api-singletons", "postgres")
+    after = with_env_from(
+        declare("dev", config={**CONFIG, "dograh:postgresImage": "pgvector/pgvector:0.8.1-pg17"}),
+        "api-singletons",
+        "postgres",
+    )
+    plan = applied(before).plan(after)
+    singletons = plan.step("dograh-api-singletons-container")
+    assert (singletons.op, singletons.delete_first) == ("replace", True)
+    assert "dograh-postgres-container" in singletons.reason
+
+
+def test_a_depends_on_edge_alone_does_not_cascade():
+    before = declare("dev", config=CONFIG)
+    after = declare(
+        "dev", config={**CONFIG, "dograh:postgresImage": "pgvector/pgvector:0.8.1-pg17"}
+    )
+    api = next(r for r in after.custom(CONTAINER) if r.before_delete_hooks)
+    assert container(after, "postgres").urn in api.dependencies
+    assert applied(before).plan(after).names("replace", "create", "delete") == {
+        "dograh-postgres-image",
+        "dograh-postgres-container",
+    }
+
+
+# ---- limits: waits the provider would cut ---------------------------------------------------
+
+
+def test_a_health_wait_beyond_the_default_create_timeout_would_be_cut():
+    current = declare("dev", config=CONFIG)
+    redis = container(current, "redis")
+    long_wait = dataclasses.replace(
+        redis, inputs={**redis.inputs, "waitTimeout": 1500}, custom_timeouts={}
+    )
+    assert "create timeout is 1200s" in cut_by_timeouts(long_wait)
+
+
+# ---- the docker provider's replace/update rules (unchanged) ---------------------------------
 
 
 def test_recreate_a_new_worker_count_replaces_the_api_and_nginx_only():
@@ -37,17 +239,6 @@ def test_recreate_a_new_worker_count_replaces_the_api_and_nginx_only():
         "dograh-api-container",
         "dograh-gateway-container",
     }
-
-
-def test_zero_downtime_a_new_worker_count_replaces_the_generation_and_reruns_the_reload():
-    applier = applied(declare("dev", config={**CONFIG, "dograh:fastapiWorkers": "2"}))
-    plan = applier.plan(declare("dev", config={**CONFIG, "dograh:fastapiWorkers": "3"}))
-    assert plan.names("replace", "create", "delete") == {
-        "dograh-api-container",
-        "dograh-gateway-reload",
-    }
-    # The gateway's uploads changed, but the program ignores them: nginx is reloaded instead.
-    assert "dograh-gateway-container" in plan.names("same")
 
 
 def test_a_restart_policy_change_is_an_in_place_update():
@@ -79,9 +270,9 @@ def test_a_protected_volume_is_never_replaced():
 def test_an_input_the_applier_does_not_implement_fails_loudly():
     current = declare("dev", config=CONFIG)
     applier = EngineApplier(client=None)
-    container = current.containers()["dograh-dev-ui"]
+    ui = container(current, "ui")
     with pytest.raises(ApplyError, match=r"inputs \['privileged'\] are not implemented"):
         applier._only(
-            dataclasses.replace(container, inputs={**container.inputs, "privileged": True}),
-            {"name"} | set(container.inputs),
+            dataclasses.replace(ui, inputs={**ui.inputs, "privileged": True}),
+            {"name"} | set(ui.inputs),
         )

@@ -1,20 +1,23 @@
 """Apply what the program declares (under Pulumi's mocks) to a real Docker engine.
 
-Used only by the engine tests, because `pulumi up` cannot run here. It follows the documented
-meaning of each input the program uses, and fails on any input it does not implement rather
-than dropping it. For a configuration change it diffs the declared inputs the way the
-docker provider does (kreuzwerker/terraform-provider-docker's container schema: every
-container input forces a replacement except the few it updates in place, such as `restart`,
-or only records, such as `healthcheck` and `destroy_grace_seconds`), honours
-`replace_on_changes`, `delete_before_replace` and `protect`, and runs the steps in the
-engine's order: replaced delete-before-replace resources are deleted dependents first, then
-everything is created or updated in dependency order, independent resources in parallel.
+Used only by the engine tests, because `pulumi up` cannot run here. It executes the plan of
+offline/changes.py (the engine's and the providers' rules, each cited there) and adds what
+only a real engine shows, each in one small named place with the upstream source it follows:
+- state is what the provider's Read of the real container returns (`_read_back`);
+- a create that fails its health wait stays in state with an init error, and the old half of
+  a create-before-delete replacement stays pending deletion (`_record_failed_create`);
+- a delete calls the resource's hooks by name, and fails for a hook this run did not register
+  (`_run_before_delete_hooks`); `destroy` registers none unless the program runs
+  (`pulumi destroy --run-program`);
+- a wait the provider's timeouts would cut is cut (`_create_deadline`).
+It fails on any input it does not implement rather than dropping it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -30,7 +33,17 @@ from docker.types import LogConfig
 from google.protobuf import struct_pb2
 from pulumi.runtime.proto import resource_pb2
 
-from offline.changes import CONTAINER_UPDATED_IN_PLACE, Plan, Step, plan_changes
+from offline.changes import (
+    CONTAINER_UPDATED_IN_PLACE,
+    Plan,
+    Step,
+    go_duration_string,
+    inputs_after_ignore_changes,
+    parse_duration_ns,
+    plan_changes,
+    recorded_state,
+    timeout_seconds,
+)
 from offline.declare import Declaration, DeclaredResource, reveal
 
 CONTAINER = "docker:index/container:Container"
@@ -70,14 +83,6 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _duration_ns(text: str) -> int:
-    units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "").isdigit():
-            return int(float(text[: -len(suffix)]) * units[suffix])
-    raise ApplyError(f"duration {text!r} is not understood")
-
-
 class EngineApplier:
     def __init__(
         self,
@@ -86,14 +91,15 @@ class EngineApplier:
     ):
         self.client = client
         self.log = log
-        # What exists, per resource, as Pulumi's state would record it: updated step by step,
-        # so a failed apply leaves an accurate record of what it created.
+        # Pulumi's state, per URN: the declared resource with `outputs` as the provider read
+        # them back, `id` the real Docker id, and `init_error` where a create failed.
         self.state: dict[str, DeclaredResource] = {}
+        # Old halves of create-before-delete replacements whose new half failed: the engine
+        # keeps them marked Delete=true and deletes them first in the next run.
+        self.pending_deletes: list[DeclaredResource] = []
         # The declaration being applied: container inputs name its RemoteImages' outputs.
         self.pending: Declaration | None = None
-        self.container_ids: dict[str, str] = {}
-        self.failed_containers: list[str] = []
-        # Hooks as the current program run registered them (the engine calls those by name).
+        # Hooks this run of the program registered (the engine calls them by name).
         self.hooks: dict[str, Callable[[bytes], Awaitable[Any]]] = {}
 
     # ---- planning -------------------------------------------------------------------------
@@ -101,7 +107,7 @@ class EngineApplier:
     def plan(self, new: Declaration) -> Plan:
         if new.error is not None:
             raise ApplyError(f"the program refused its configuration:\n{new.error}")
-        plan = plan_changes(self.state, new)
+        plan = plan_changes(self.state, new, self.pending_deletes)
         for step in plan.steps:
             resource = self.state.get(step.urn)
             if step.op in ("replace", "delete") and resource is not None and resource.protect:
@@ -115,62 +121,101 @@ class EngineApplier:
 
     def apply(self, new: Declaration) -> Plan:
         plan = self.plan(new)
-        self._remove_failed_containers()
         self.pending = new
-        self.hooks = {**self.hooks, **new.hooks}
+        self.hooks = dict(new.hooks)
         old = dict(self.state)
         by_urn = {r.urn: r for r in new.custom()}
-        ops = {step.urn: step for step in plan.steps}
+        ops = {step.urn: step for step in plan.steps if not step.pending}
 
-        doomed = [
-            urn
-            for urn, step in ops.items()
-            if step.op == "delete" or (step.op == "replace" and old[urn].delete_before_replace)
+        delete_first = [
+            urn for urn, step in ops.items() if step.op == "replace" and step.delete_first
         ]
-        for urn in self._topological(doomed, old, reverse=True):
+        for urn in self._topological(delete_first, old, reverse=True):
             self._delete(old[urn])
 
-        ids_before_creates = dict(self.container_ids)
         todo = [urn for urn in by_urn if ops[urn].op in ("create", "replace", "update")]
         self._run_in_dependency_order(todo, by_urn, lambda r: self._create_or_update(r, ops[r.urn]))
 
-        # Create-before-delete replacements go last (none of the program's containers).
-        for urn, step in ops.items():
-            if step.op == "replace" and not old[urn].delete_before_replace:
-                self._delete(old[urn], container_id=ids_before_creates.get(urn))
+        # deployment_executor.go: deletes come once every create and update succeeded: the old
+        # halves of create-before-delete replacements, what an earlier failed run left marked
+        # for deletion, and what is no longer declared.
+        while self.pending_deletes:
+            self._delete(self.pending_deletes[0])
+            self.pending_deletes.pop(0)
+        at_end = [
+            urn
+            for urn, step in ops.items()
+            if step.op == "delete" or (step.op == "replace" and not step.delete_first)
+        ]
+        for urn in self._topological(at_end, old, reverse=True):
+            self._delete(old[urn])
         return plan
 
-    def _remove_failed_containers(self) -> None:
-        while self.failed_containers:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.containers.get(self.failed_containers.pop()).remove(force=True)
+    def destroy(self, program: Declaration | None = None, exclude_protected: bool = False) -> None:
+        """`pulumi destroy`. Without the program (`--run-program`) it refuses to start when any
+        resource in state has delete hooks (newDestroySource in pkg/engine/destroy.go: "You
+        must run with the `--run-program` flag to use delete hooks during destroy."); with
+        it, the program's run registers them. Protected resources stop it before anything is
+        deleted, unless `--exclude-protected`, which leaves them in place."""
+        with_hooks = sorted(r.name for r in self.state.values() if r.before_delete_hooks)
+        if program is None and with_hooks:
+            raise ApplyError(
+                f"{', '.join(with_hooks)} have delete hooks registered, but the program is not "
+                "running: run with --run-program; nothing was deleted"
+            )
+        self.hooks = dict(program.hooks) if program is not None else {}
+        protected = sorted(r.name for r in self.state.values() if r.protect)
+        if protected and not exclude_protected:
+            raise ApplyError(f"{', '.join(protected)} are protected; nothing was deleted")
+        while self.pending_deletes:
+            self._delete(self.pending_deletes.pop(0))
+        doomed = {urn: r for urn, r in self.state.items() if not r.protect}
+        for urn in self._topological(list(doomed), doomed, reverse=True):
+            self._delete(doomed[urn])
 
-    def destroy(self) -> None:
-        """Remove everything applied, protected volumes included (test cleanup)."""
-        self._remove_failed_containers()
-        old = dict(self.state)
-        for urn in self._topological(list(old), old, reverse=True):
-            self._delete(old[urn])
+    def teardown(self) -> None:
+        """Test cleanup: remove every container, network and volume applied, data included,
+        without hooks."""
+        self.hooks = {}
+        for resource in [*self.pending_deletes, *self.state.values()]:
+            resource = dataclasses.replace(resource, before_delete_hooks=[])
+            with contextlib.suppress(docker.errors.APIError):
+                self._delete(resource)
+        self.pending_deletes = []
+        self.state = {}
 
     def _create_or_update(self, resource: DeclaredResource, step: Step) -> None:
         if resource.type == COMMAND:
             self.log(f"{step.op:7} {step.name} (runs its create command)")
             self._run_command(resource)
-            self.state[resource.urn] = resource
+            self.state[resource.urn] = recorded_state(resource)
             return
         if step.op == "update":
+            current = self.state[resource.urn]
             if resource.type == CONTAINER and set(step.changed) & CONTAINER_UPDATED_IN_PLACE:
                 inputs = reveal(resource.inputs)
                 self.client.api.update_container(
-                    self.container_ids[resource.urn],
-                    restart_policy={"Name": inputs.get("restart", "no")},
+                    current.id, restart_policy={"Name": inputs.get("restart", "no")}
                 )
-            self.log(f"update  {step.name} {step.changed}")
-            self.state[resource.urn] = resource
+            self.log(f"update  {step.name} {step.changed} {step.reason}".rstrip())
+            # State takes the merged inputs; the provider's Update ends with a Read; the init
+            # error is gone (step.go UpdateStep: the new state carries the program's none).
+            updated = dataclasses.replace(
+                resource, inputs=inputs_after_ignore_changes(resource, current)
+            )
+            outputs = (
+                self._read_back(updated, current.id)
+                if resource.type == CONTAINER
+                else recorded_state(updated).outputs
+            )
+            self.state[resource.urn] = dataclasses.replace(
+                updated, id=current.id, init_error=None, outputs=outputs
+            )
             return
-        self.log(f"{step.op:7} {step.name}")
+        self.log(f"{step.op:7} {step.name} {step.reason}".rstrip())
+        resource_id = resource.id
         if resource.type == CONTAINER:
-            self._create_container(resource)
+            resource_id = self._create_container(resource, step)
         elif resource.type == NETWORK:
             inputs = reveal(resource.inputs)
             self._only(resource, {"name", "driver"})
@@ -192,7 +237,8 @@ class EngineApplier:
                 raise ApplyError("the engine tests use the local engine; docker:host must be unset")
         else:
             raise ApplyError(f"the applier does not implement {resource.type} ({resource.name})")
-        self.state[resource.urn] = resource
+        if resource.type != CONTAINER:
+            self.state[resource.urn] = dataclasses.replace(recorded_state(resource), id=resource_id)
 
     def _run_command(self, resource: DeclaredResource) -> None:
         """pulumi-command's local.Command: `create` run by a shell on this machine, with the
@@ -212,12 +258,17 @@ class EngineApplier:
             raise ApplyError(f"{resource.name} failed: {completed.stderr.strip()}")
 
     def _run_before_delete_hooks(self, resource: DeclaredResource) -> None:
-        """Invoke the resource's before-delete hooks the way the engine does: the SDK's own
-        callback with a serialized ResourceHookRequest carrying the old inputs and outputs."""
+        """Invoke the resource's before-delete hooks the way the engine does: by the name kept
+        in state, through the SDK's own callback registered by this run, with a serialized
+        ResourceHookRequest carrying the old inputs and outputs. A name this run did not
+        register fails the delete (pkg/resource/deploy/deployment.go)."""
         for hook_name in resource.before_delete_hooks:
             callback = self.hooks.get(hook_name)
             if callback is None:
-                raise ApplyError(f"{resource.name}: hook {hook_name} is not registered")
+                raise ApplyError(
+                    f"deleting {resource.name}: hook {hook_name!r} was not registered "
+                    "(pulumi destroy needs --run-program for resources with hooks)"
+                )
             old_inputs, old_outputs = struct_pb2.Struct(), struct_pb2.Struct()
             old_inputs.update(_json_ready(reveal(resource.inputs)))
             old_outputs.update(_json_ready(reveal(resource.outputs)))
@@ -234,21 +285,16 @@ class EngineApplier:
             if response.error:
                 raise ApplyError(f"hook {hook_name} failed: {response.error}")
 
-    def _delete(self, resource: DeclaredResource, container_id: str | None = None) -> None:
-        """Delete what `resource` made; `container_id` names an old container replaced
-        create-before-delete (the new one already holds the resource's place in state)."""
+    def _delete(self, resource: DeclaredResource) -> None:
+        """Delete what `resource` (as state recorded it) made."""
         self._run_before_delete_hooks(resource)
         self.log(f"delete  {resource.name}")
         inputs = reveal(resource.inputs)
-        if container_id is None:
-            self.state.pop(resource.urn, None)
+        if self.state.get(resource.urn) is resource:
+            self.state.pop(resource.urn)
         if resource.type == CONTAINER:
-            if container_id is None:
-                container_id = self.container_ids.pop(resource.urn, None)
-            if container_id is None:
-                return
             try:
-                container = self.client.containers.get(container_id)
+                container = self.client.containers.get(resource.id)
             except docker.errors.NotFound:
                 return
             grace = inputs.get("destroyGraceSeconds")
@@ -264,8 +310,65 @@ class EngineApplier:
         elif resource.type == REMOTE_IMAGE and not inputs.get("keepLocally"):
             self.client.images.remove(inputs["name"])
 
-    def _create_container(self, resource: DeclaredResource) -> None:
+    def _read_back(self, resource: DeclaredResource, container_id: str) -> dict[str, Any]:
+        """What kreuzwerker's resourceDockerContainerRead stores
+        (internal/provider/resource_docker_container_funcs.go, v4.5.0): the declared values
+        for what it does not read (env, labels, uploads, volumes, networks, grace, wait), and
+        from the engine the health check (durations as Go's time.Duration.String()), the
+        restart policy and, where ports are declared, one entry per published binding sorted
+        by port (flattenContainerPorts)."""
+        attrs = self.client.api.inspect_container(container_id)
+        outputs = recorded_state(resource).outputs
+        if reveal(resource.inputs).get("ports"):
+            outputs["ports"] = sorted(
+                (
+                    {
+                        "internal": int(key.split("/")[0]),
+                        "external": int(binding["HostPort"]),
+                        "ip": binding["HostIp"] or "0.0.0.0",
+                        "protocol": key.split("/")[1],
+                    }
+                    for key, bindings in (attrs["NetworkSettings"]["Ports"] or {}).items()
+                    for binding in bindings or []
+                ),
+                key=lambda port: (port["internal"], port["protocol"]),
+            )
+        check = attrs["Config"].get("Healthcheck")
+        if check:
+            outputs["healthcheck"] = {
+                "tests": list(check.get("Test") or []),
+                "interval": go_duration_string(int(check.get("Interval") or 0)),
+                "timeout": go_duration_string(int(check.get("Timeout") or 0)),
+                "startPeriod": go_duration_string(int(check.get("StartPeriod") or 0)),
+                "startInterval": go_duration_string(int(check.get("StartInterval") or 0)),
+                "retries": int(check.get("Retries") or 0),
+            }
+        outputs["restart"] = attrs["HostConfig"]["RestartPolicy"]["Name"]
+        return outputs
+
+    def _record(self, resource: DeclaredResource, container_id: str, error: str | None) -> None:
+        self.state[resource.urn] = dataclasses.replace(
+            resource,
+            id=container_id,
+            outputs=self._read_back(resource, container_id),
+            init_error=error,
+        )
+
+    def _record_failed_create(
+        self, resource: DeclaredResource, step: Step, container_id: str, error: str
+    ) -> None:
+        """kreuzwerker sets the id before it waits for healthy, so the bridge returns an
+        initialization error with that id: the engine keeps the new container in state with
+        its init error, and the old half of a create-before-delete replacement stays, marked
+        for deletion (pkg/resource/deploy/step.go)."""
+        if step.op == "replace" and not step.delete_first and resource.urn in self.state:
+            self.pending_deletes.append(self.state[resource.urn])
+        self._record(resource, container_id, error)
+
+    def _create_container(self, resource: DeclaredResource, step: Step) -> str:
         self._only(resource, CONTAINER_INPUTS)
+        # A create, replacements included, uses the program's values (offline/changes.py,
+        # inputs_after_ignore_changes).
         inputs = reveal(resource.inputs)
         image = self._image_reference(inputs["image"])
         networks = inputs.get("networksAdvanced") or []
@@ -293,10 +396,10 @@ class EngineApplier:
             check = inputs["healthcheck"]
             healthcheck = {
                 "test": check["tests"],
-                "interval": _duration_ns(check.get("interval", "30s")),
-                "timeout": _duration_ns(check.get("timeout", "30s")),
+                "interval": parse_duration_ns(check.get("interval", "30s")),
+                "timeout": parse_duration_ns(check.get("timeout", "30s")),
                 "retries": int(check.get("retries", 3)),
-                "start_period": _duration_ns(check.get("startPeriod", "0s")),
+                "start_period": parse_duration_ns(check.get("startPeriod", "0s")),
             }
         host_config = self.client.api.create_host_config(
             port_bindings=ports or None,
@@ -316,18 +419,22 @@ class EngineApplier:
                     )
                 }
             )
-        created = self.client.api.create_container(
-            image=image,
-            name=inputs["name"],
-            command=inputs.get("command"),
-            environment=inputs.get("envs"),
-            labels={item["label"]: item["value"] for item in inputs.get("labels") or []},
-            ports=[tuple(key.split("/")) for key in ports] or None,
-            volumes=[bind["bind"] for bind in binds.values()] or None,
-            healthcheck=healthcheck,
-            host_config=host_config,
-            networking_config=networking_config,
-        )
+        try:
+            created = self.client.api.create_container(
+                image=image,
+                name=inputs["name"],
+                command=inputs.get("command"),
+                environment=inputs.get("envs"),
+                labels={item["label"]: item["value"] for item in inputs.get("labels") or []},
+                ports=[tuple(key.split("/")) for key in ports] or None,
+                volumes=[bind["bind"] for bind in binds.values()] or None,
+                healthcheck=healthcheck,
+                host_config=host_config,
+                networking_config=networking_config,
+            )
+        except docker.errors.APIError as error:
+            # Before an id exists (a name conflict, say) nothing reaches state.
+            raise ApplyError(f"{resource.name}: {error.explanation or error}") from None
         container_id = created["Id"]
         for network in networks[1:]:
             self.client.api.connect_container_to_network(
@@ -337,18 +444,27 @@ class EngineApplier:
             self.client.api.put_archive(
                 container_id, "/", self._upload_archive(resource, inputs["uploads"])
             )
-        self.client.api.start(container_id)
         try:
+            self.client.api.start(container_id)
             if inputs.get("wait"):
-                self._wait_healthy(resource, container_id, int(inputs.get("waitTimeout", 60)))
+                self._wait_healthy(resource, container_id, self._create_deadline(resource))
             elif inputs.get("mustRun", True):
                 self._wait_running(resource, container_id)
-        except ApplyError:
-            # Like a failed create in Pulumi: state keeps what it had; the half-made container
-            # is cleaned up by the next apply.
-            self.failed_containers.append(container_id)
-            raise
-        self.container_ids[resource.urn] = container_id
+        except (ApplyError, docker.errors.APIError) as error:
+            self._record_failed_create(resource, step, container_id, str(error))
+            raise ApplyError(str(error)) from None
+        self._record(resource, container_id, None)
+        return container_id
+
+    @staticmethod
+    def _create_deadline(resource: DeclaredResource) -> tuple[int, str]:
+        """The health wait, cut by the provider's create timeout when that is shorter
+        (resource_docker_container.go Timeouts: 20 minutes unless custom_timeouts say)."""
+        wait = int(reveal(resource.inputs).get("waitTimeout", 60))
+        limit = timeout_seconds(resource, "create")
+        if limit <= wait:
+            return limit, f"the provider's create timeout ({limit}s) cut the wait"
+        return wait, f"did not become healthy within {wait}s"
 
     def _image_reference(self, image_input: str) -> str:
         """The program passes RemoteImage.image_id; find which declared image that is."""
@@ -373,7 +489,10 @@ class EngineApplier:
                 tar.addfile(info, io.BytesIO(data))
         return buffer.getvalue()
 
-    def _wait_healthy(self, resource: DeclaredResource, container_id: str, timeout: int) -> None:
+    def _wait_healthy(
+        self, resource: DeclaredResource, container_id: str, deadline_and_reason: tuple[int, str]
+    ) -> None:
+        timeout, reason = deadline_and_reason
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.client.api.inspect_container(container_id)["State"]
@@ -384,7 +503,7 @@ class EngineApplier:
                 break
             time.sleep(0.5)
         logs = self.client.api.logs(container_id, tail=30).decode(errors="replace")
-        raise ApplyError(f"{resource.name} did not become healthy within {timeout}s:\n{logs}")
+        raise ApplyError(f"{resource.name} {reason}:\n{logs}")
 
     def _wait_running(self, resource: DeclaredResource, container_id: str) -> None:
         time.sleep(1)

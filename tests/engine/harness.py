@@ -147,7 +147,7 @@ def fresh_stack(
     try:
         yield stack
     finally:
-        stack.applier.destroy()
+        stack.applier.teardown()
         stack.remove_leftovers()
 
 
