@@ -59,7 +59,9 @@ def main() -> None:
             results["change_2_to_4_workers_s"], plan = timed(
                 "2 -> 4 workers", lambda: stack.apply(fastapiWorkers=4)
             )
-            results["change_2_to_4_replaced"] = sorted(plan.names("replace"))
+            results["change_2_to_4_steps"] = {
+                step.name: step.op for step in plan.steps if step.op != "same"
+            }
             with stack.calls(args.calls) as calls:
                 spread = Counter(call.worker for call in calls)
             results["websockets_per_worker"] = [spread[worker] for worker in range(4)]

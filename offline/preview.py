@@ -152,22 +152,26 @@ def describe_change(before: Declaration, after: Declaration) -> str:
         resource = new.get(step.urn) or old[step.urn]
         if step.op == "same":
             continue
+        why = f" ({step.reason})" if step.reason else ""
         if resource.type == CONTAINER:
             if step.op == "replace":
-                first = (
-                    "delete first" if resource.delete_before_replace else "new one started first"
-                )
+                first = "stopped first" if step.delete_first else "new one started first"
                 lines.append(
                     f"  replace {_container_name(old[step.urn])} -> {_container_name(resource)}"
-                    f" ({first}; changed: {', '.join(step.changed)})"
+                    f" ({first}; changed: {', '.join(step.changed)}){why}"
+                )
+            elif step.op == "delete" and resource.before_delete_hooks:
+                hooks = ", ".join(resource.before_delete_hooks)
+                lines.append(
+                    f"  delete {_container_name(resource)} at the end, after its hook {hooks}"
                 )
             else:
-                detail = f" ({', '.join(step.changed)})" if step.changed else ""
+                detail = f" ({', '.join(step.changed)})" if step.changed else why
                 lines.append(f"  {step.op} {_container_name(resource)}{detail}")
         elif resource.type == COMMAND:
-            lines.append(f"  reload nginx in {gateway} (runs {resource.name})")
+            lines.append(f"  reload nginx in {gateway} (runs {resource.name}){why}")
         else:
-            lines.append(f"  {step.op} {resource.type.split(':')[-1]} {resource.name}")
+            lines.append(f"  {step.op} {resource.type.split(':')[-1]} {resource.name}{why}")
     if len(lines) == 1:
         lines.append("  nothing")
     before_config, after_config = nginx_config(before), nginx_config(after)

@@ -424,7 +424,9 @@ def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
     assert api_env["ENABLE_COTURN"] == "true" and api_env["SERVER_IP"] == "203.0.113.10"
     gateway = containers["dograh-prod-gateway"]
     assert uploaded(gateway, "/etc/nginx/certs/local.crt").endswith("prod\n")
-    assert not declaration.custom("tls:index/selfSignedCert:SelfSignedCert")
+    # The self-signed one stays declared (unused), so switching back serves the same one.
+    (self_signed,) = declaration.custom("tls:index/selfSignedCert:SelfSignedCert")
+    assert self_signed.outputs["cert_pem"] not in uploaded(gateway, "/etc/nginx/certs/local.crt")
     assert {(p["external"], p["ip"]) for p in gateway.inputs["ports"]} == {
         (80, "0.0.0.0"),
         (443, "0.0.0.0"),

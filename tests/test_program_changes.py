@@ -123,3 +123,26 @@ def test_no_wait_the_settings_allow_is_cut_by_the_providers_timeouts(strategy):
     )
     cut = {r.name: cut_by_timeouts(r) for r in longest.custom(CONTAINER) if cut_by_timeouts(r)}
     assert cut == {}
+
+
+def test_a_provided_certificate_and_back_serves_the_same_self_signed_one():
+    secrets = {"tlsCertificate": "-----BEGIN CERTIFICATE-----\none", "tlsPrivateKey": "key"}
+    self_signed = dev()
+    provided = declare("dev", config={**CONFIG, "dograh:tlsMode": "provided"}, secrets=secrets)
+    back = dev()
+    generated = {"tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert"}
+    for before, after in ((self_signed, provided), (provided, back)):
+        steps = plan_changes(recorded(before), after).steps
+        assert not [
+            s.name
+            for s in steps
+            if s.op != "same" and s.urn.split("::")[-2].split("$")[-1] in generated
+        ]
+
+    def served(declaration: Declaration) -> str:
+        gateway = declaration.containers()["dograh-dev-gateway"]
+        return next(
+            u["content"] for u in reveal(gateway.inputs["uploads"]) if u["file"].endswith(".crt")
+        )
+
+    assert served(back) == served(self_signed) != served(provided)

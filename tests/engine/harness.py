@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
 
+from components.gateway import CERTIFICATE_PATH
 from offline.declare import Declaration, declare, reveal, stack_config
 from tests.clients import WebSocketCall, https_get
 from tests.engine.applier import EngineApplier, Plan
@@ -37,17 +39,27 @@ class EngineStack:
         self.client = client
         self.applier = EngineApplier(client, log=log) if log else EngineApplier(client)
         self.declaration: Declaration | None = None
+        # The settings (plain, as `pulumi config` strings) of the last successful apply.
+        self.settings: dict[str, str] = {}
 
-    def declare(self, **settings: Any) -> Declaration:
+    def declare(self, secrets: dict[str, str] | None = None, **settings: Any) -> Declaration:
+        """The dev stack with these settings (and secrets, as if set with --secret)."""
         overrides = {"httpPort": str(HTTP_PORT), "httpsPort": str(HTTPS_PORT)}
         overrides.update({key: str(value) for key, value in settings.items()})
-        return declare(STACK, config=stack_config("dev", overrides))
+        return declare(STACK, config=stack_config("dev", overrides), secrets=secrets)
 
-    def apply(self, **settings: Any) -> Plan:
-        declaration = self.declare(**settings)
+    def apply(self, secrets: dict[str, str] | None = None, **settings: Any) -> Plan:
+        return self.apply_declaration(self.declare(secrets, **settings), settings)
+
+    def apply_declaration(self, declaration: Declaration, settings: dict[str, Any]) -> Plan:
         plan = self.applier.apply(declaration)
         self.declaration = declaration
+        self.settings = {key: str(value) for key, value in settings.items()}
         return plan
+
+    @property
+    def https_port(self) -> int:
+        return int(self.settings.get("httpsPort", HTTPS_PORT))
 
     def remove_leftovers(self) -> None:
         """Containers, volumes and the network an interrupted earlier run left behind."""
@@ -78,7 +90,21 @@ class EngineStack:
         return dict(item.split("=", 1) for item in self.container(service).attrs["Config"]["Env"])
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        return https_get(HTTPS_PORT, "/api/v1/health")
+        return https_get(self.https_port, "/api/v1/health")
+
+    def served_certificate(self) -> str:
+        """The certificate nginx presents on the HTTPS port, as PEM."""
+        return ssl.get_server_certificate(("127.0.0.1", self.https_port), timeout=10)
+
+    def declared_certificate(self) -> str:
+        assert self.declaration is not None
+        gateway = self.declaration.containers()[container_name("gateway")]
+        (pem,) = [
+            upload["content"]
+            for upload in reveal(gateway.inputs["uploads"])
+            if upload["file"] == CERTIFICATE_PATH
+        ]
+        return str(pem)
 
     def workers_answering(self, requests: int) -> set[int]:
         answers = [self.health() for _ in range(requests)]
@@ -121,7 +147,7 @@ class EngineStack:
         opened = []
         try:
             for _ in range(count):
-                opened.append(WebSocketCall(HTTPS_PORT))
+                opened.append(WebSocketCall(self.https_port))
             yield opened
         finally:
             for call in opened:

@@ -32,6 +32,15 @@ BASE_PACKAGES = ["python3", "ca-certificates"]
 # A second api tag, for tests that change the api image, and one that never gets healthy.
 NEXT_API_TAG = "dograhai/dograh-api:v1.30.0"
 UNHEALTHY_API_TAG = "dograhai/dograh-api:v1.31.0-unhealthy"
+# A second reference for every other service, the same stand-in, for image-change tests.
+NEXT_TAGS = {
+    "uiImage": "dograhai/dograh-ui:v1.30.0",
+    "postgresImage": "pgvector/pgvector:0.8.1-pg17",
+    "redisImage": "redis:7.4.3",
+    "minioImage": "minio/minio:RELEASE.2025-05-24T17-08-30Z",
+    "nginxImage": "nginx:1.28.0-alpine",
+    "coturnImage": "coturn/coturn:4.8.1",
+}
 
 
 def _defaults() -> StackSettings:
@@ -42,13 +51,14 @@ def standin_tags() -> dict[str, list[str]]:
     """Stand-in directory -> the references the program uses for that service."""
     defaults = _defaults()
     return {
-        "postgres": [defaults.postgres_image],
-        "redis": [defaults.redis_image],
-        "minio": [defaults.minio_image],
+        "postgres": [defaults.postgres_image, NEXT_TAGS["postgresImage"]],
+        "redis": [defaults.redis_image, NEXT_TAGS["redisImage"]],
+        "minio": [defaults.minio_image, NEXT_TAGS["minioImage"]],
         "api": [defaults.api_image, NEXT_API_TAG],
         "api-unhealthy": [UNHEALTHY_API_TAG],
-        "ui": [defaults.ui_image],
-        "nginx": [defaults.nginx_image],
+        "ui": [defaults.ui_image, NEXT_TAGS["uiImage"]],
+        "nginx": [defaults.nginx_image, NEXT_TAGS["nginxImage"]],
+        "coturn": [defaults.coturn_image, NEXT_TAGS["coturnImage"]],
     }
 
 
