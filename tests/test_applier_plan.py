@@ -41,9 +41,15 @@ def with_resource(declaration: Declaration, changed: DeclaredResource) -> Declar
 
 
 def with_container_inputs(declaration: Declaration, service: str, **inputs) -> Declaration:
+    """The declaration with these inputs, and the outputs a provider would echo for them."""
     resource = container(declaration, service)
     return with_resource(
-        declaration, dataclasses.replace(resource, inputs={**resource.inputs, **inputs})
+        declaration,
+        dataclasses.replace(
+            resource,
+            inputs={**resource.inputs, **inputs},
+            outputs={**resource.outputs, **inputs},
+        ),
     )
 
 
