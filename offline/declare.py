@@ -195,12 +195,23 @@ def declare(
     return result
 
 
+def _identity(resource_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs a resource's id depends on: a container updated in place (or whose change
+    only lives in state) keeps its id, as it does under the docker provider."""
+    from offline.changes import CONTAINER, CONTAINER_STATE_ONLY, CONTAINER_UPDATED_IN_PLACE
+
+    if resource_type != CONTAINER:
+        return inputs
+    kept_on_update = (CONTAINER_STATE_ONLY | CONTAINER_UPDATED_IN_PLACE) - {"healthcheck"}
+    return {key: value for key, value in inputs.items() if key not in kept_on_update}
+
+
 class _StatefulMocks:
     """Ids and computed outputs derived from inputs, as a provider with state would give."""
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
-        key = _digest(args.typ, args.name, _plain(inputs))
+        key = _digest(args.typ, args.name, _plain(_identity(args.typ, inputs)))
         state = dict(inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             # Same name and inputs -> same value: what state gives on every later `pulumi up`.

@@ -146,3 +146,13 @@ def test_a_provided_certificate_and_back_serves_the_same_self_signed_one():
         )
 
     assert served(back) == served(self_signed) != served(provided)
+
+
+def test_a_wait_or_grace_change_updates_in_place_and_reloads_nothing():
+    """An in-place update keeps the container's id, so nothing that names the id (nginx's
+    reload step) runs again."""
+    planned = changes(dev(), dev(apiStopGraceSeconds="30", apiHealthTimeoutSeconds="200"))
+    assert planned == {
+        workers_container(dev()).name: "update",
+        "dograh-api-singletons-container": "update",
+    }

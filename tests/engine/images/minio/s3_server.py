@@ -9,6 +9,7 @@ and GET /minio/health/live without credentials.
 import hashlib
 import hmac
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -181,4 +182,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["server"]:
         sys.exit("usage: s3_server.py server <dir> [--console-address :9001]")
     DATA.mkdir(parents=True, exist_ok=True)
+    # minio shuts down on SIGTERM (docker stop); as PID 1 a process gets no default action
+    # for it, so without this handler every stop would wait out the grace period.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ThreadingHTTPServer(("0.0.0.0", 9000), S3Handler).serve_forever()
