@@ -47,9 +47,8 @@ def _flag(value: bool) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class ZeroDowntimeRollout:
+    # A digest of the secret settings, part of the generation id (see rollout.generation_id).
     secret_fingerprint: str
-    drain_timeout_seconds: int
-    docker_host: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +74,10 @@ class ApiArgs:
     health_timeout_seconds: int = 300
     # None: recreate (one `api` container, replaced). Set: generations, reload and drain.
     zero_downtime: ZeroDowntimeRollout | None = None
+    # The drain of a generation being deleted, in either mode (recreate deletes the last one):
+    # the Docker host it asks, and how long it waits.
+    docker_host: str | None = None
+    drain_timeout_seconds: int = 0
     # Workers are published on 127.0.0.1 with rolloutStrategy=recreate only: two generations
     # side by side cannot bind the same host ports.
     publish_on_loopback: bool = False
@@ -132,9 +135,7 @@ class Api(pulumi.ComponentResource):
         # generation's hook by name, and fails if this run did not register it (switching to
         # recreate deletes the last generation).
         drain = drain_api_generation_hook(
-            f"{name}-drain",
-            rollout.docker_host if rollout else None,
-            rollout.drain_timeout_seconds if rollout else 0,
+            f"{name}-drain", args.docker_host, args.drain_timeout_seconds
         )
         spec = ContainerSpec(
             service=API_ALIAS,

@@ -156,13 +156,11 @@ class DograhStack(pulumi.ComponentResource):
                 server_ip=settings.server_ip,
                 stop_grace_seconds=settings.api_stop_grace_seconds,
                 health_timeout_seconds=settings.api_health_timeout_seconds,
-                zero_downtime=ZeroDowntimeRollout(
-                    secret_fingerprint=args.loaded.secret_fingerprint,
-                    drain_timeout_seconds=settings.drain_timeout_seconds,
-                    docker_host=args.loaded.docker_host,
-                )
+                zero_downtime=ZeroDowntimeRollout(secret_fingerprint=args.loaded.secret_fingerprint)
                 if zero_downtime
                 else None,
+                docker_host=args.loaded.docker_host,
+                drain_timeout_seconds=settings.drain_timeout_seconds,
                 publish_on_loopback=loopback,
                 depends_on=api_needs,
             ),

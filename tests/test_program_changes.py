@@ -156,3 +156,29 @@ def test_a_wait_or_grace_change_updates_in_place_and_reloads_nothing():
         workers_container(dev()).name: "update",
         "dograh-api-singletons-container": "update",
     }
+
+
+def test_the_last_generation_is_drained_on_the_stacks_docker_host_after_switching_to_recreate(
+    monkeypatch,
+):
+    """recreate deletes the last generation with the hook its own run registered: that hook
+    must ask the stack's Docker host, and wait as long as the settings say."""
+    from components import rollout
+    from tests.engine.applier import EngineApplier
+
+    asked: list[tuple[str, str | None]] = []
+
+    def active_calls(container_name: str, docker_host: str | None) -> int:
+        asked.append((container_name, docker_host))
+        return 0
+
+    monkeypatch.setattr(rollout, "active_calls", active_calls)
+    remote = {"docker:host": "ssh://deploy@dograh.example.com"}
+    zero_downtime = declare("dev", config={**CONFIG, **remote})
+    recreate = declare("dev", config={**CONFIG, **remote, "dograh:rolloutStrategy": "recreate"})
+    applier = EngineApplier(client=None)
+    applier.hooks = dict(recreate.hooks)
+    applier._run_before_delete_hooks(workers_container(zero_downtime))
+    assert asked == [
+        (reveal(workers_container(zero_downtime).inputs)["name"], remote["docker:host"])
+    ]
