@@ -183,6 +183,16 @@ def test_destroy_stops_on_protected_volumes_unless_they_are_excluded():
         applied(current).destroy(current)
 
 
+def test_exclude_protected_keeps_the_protected_and_what_they_depend_on():
+    kept = applied(declare("dev", config=CONFIG))._protected_and_their_dependencies()
+    assert {urn.split("::")[-1] for urn in kept} == {
+        "dograh-postgres-data",
+        "dograh-redis-data",
+        "dograh-minio-data",
+        "dograh-docker-host",  # the provider that manages them
+    }
+
+
 # ---- rule 5: a delete-before-replace replacement takes down what is built from it ------------
 
 

@@ -169,9 +169,27 @@ class EngineApplier:
             raise ApplyError(f"{', '.join(protected)} are protected; nothing was deleted")
         while self.pending_deletes:
             self._delete(self.pending_deletes.pop(0))
-        doomed = {urn: r for urn, r in self.state.items() if not r.protect}
+        kept = self._protected_and_their_dependencies() if exclude_protected else set()
+        doomed = {urn: r for urn, r in self.state.items() if urn not in kept}
         for urn in self._topological(list(doomed), doomed, reverse=True):
             self._delete(doomed[urn])
+
+    def _protected_and_their_dependencies(self) -> set[str]:
+        """What `--exclude-protected` keeps: every protected resource and, transitively, what
+        it depends on (getProtectedExcludes in pkg/cmd/pulumi/operations/destroy.go), such as
+        the provider it is managed by."""
+        kept: set[str] = set()
+        queue = [urn for urn, resource in self.state.items() if resource.protect]
+        while queue:
+            urn = queue.pop()
+            if urn in kept or urn not in self.state:
+                continue
+            kept.add(urn)
+            resource = self.state[urn]
+            queue += resource.dependencies
+            # A provider reference is "<provider urn>::<id>".
+            queue += [u for u in self.state if resource.provider.startswith(u + "::")]
+        return kept
 
     def teardown(self) -> None:
         """Test cleanup: remove every container, network and volume applied, data included,
