@@ -226,6 +226,8 @@ class Step:
     reason: str = ""
     # For a delete: an old resource a failed earlier run left pending deletion.
     pending: bool = False
+    # For a replacement forced by a dependency's delete-before-replace: that one's URN.
+    cascade_from: str = ""
 
     @property
     def name(self) -> str:
@@ -288,6 +290,7 @@ def cascade(
                 delete_first=True,
                 reason=f"its {', '.join(keys)} come(s) from {replaced.split('::')[-1]}, "
                 "replaced delete-first",
+                cascade_from=replaced,
             )
             queue.append(urn)
 

@@ -127,14 +127,17 @@ class EngineApplier:
         by_urn = {r.urn: r for r in new.custom()}
         ops = {step.urn: step for step in plan.steps if not step.pending}
 
-        delete_first = [
-            urn for urn, step in ops.items() if step.op == "replace" and step.delete_first
-        ]
-        for urn in self._topological(delete_first, old, reverse=True):
-            self._delete(old[urn])
+        taken_down: set[str] = set()
 
+        def step(resource: DeclaredResource) -> None:
+            if ops[resource.urn].delete_first and resource.urn not in taken_down:
+                self._take_down(resource.urn, old, ops, taken_down)
+            self._create_or_update(resource, ops[resource.urn])
+
+        # Each resource's steps run once what it depends on is done (the engine's step
+        # executor), a delete-before-replace replacement deleting first, at its own turn.
         todo = [urn for urn in by_urn if ops[urn].op in ("create", "replace", "update")]
-        self._run_in_dependency_order(todo, by_urn, lambda r: self._create_or_update(r, ops[r.urn]))
+        self._run_in_dependency_order(todo, by_urn, step)
 
         # deployment_executor.go: deletes come once every create and update succeeded: the old
         # halves of create-before-delete replacements, what an earlier failed run left marked
@@ -150,6 +153,26 @@ class EngineApplier:
         for urn in self._topological(at_end, old, reverse=True):
             self._delete(old[urn])
         return plan
+
+    def _take_down(
+        self,
+        urn: str,
+        old: dict[str, DeclaredResource],
+        ops: dict[str, Step],
+        taken_down: set[str],
+    ) -> None:
+        """A delete-before-replace replacement's first half: delete the old resource, and
+        before it every dependent the plan replaces because of it (step_generator.go emits
+        their DeleteReplacement steps, in reverse, ahead of the resource's own)."""
+        doomed, queue = [], [urn]
+        while queue:
+            current = queue.pop()
+            doomed.append(current)
+            queue += [u for u, s in ops.items() if s.cascade_from == current]
+        for doomed_urn in self._topological(doomed, old, reverse=True):
+            if doomed_urn not in taken_down:
+                self._delete(old[doomed_urn])
+                taken_down.add(doomed_urn)
 
     def destroy(self, program: Declaration | None = None, exclude_protected: bool = False) -> None:
         """`pulumi destroy`. Without the program (`--run-program`) it refuses to start when any
