@@ -31,17 +31,35 @@ LOG_OPTIONS = {"max-size": "10m", "max-file": "5"}
 LOOPBACK = "127.0.0.1"
 
 
-def go_duration(seconds: int) -> str:
-    """Whole seconds as Go's time.Duration.String() writes them: 10s, 2m0s, 1h0m0s."""
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {seconds}")
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
+def go_duration_string(nanoseconds: int) -> str:
+    """Go's time.Duration.String(): 10s, 2m0s, 1h0m0s, 1.5s, 500ms. The docker provider stores
+    health-check durations this way (resourceDockerContainerRead in kreuzwerker's
+    internal/provider/resource_docker_container_funcs.go)."""
+    if nanoseconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {nanoseconds}")
+    if nanoseconds == 0:
+        return "0s"
+    if nanoseconds < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if nanoseconds >= size:
+                return f"{_trim(nanoseconds / size)}{unit}"
+    hours, rest = divmod(nanoseconds, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _trim(rest / 1_000_000_000)
     if hours:
-        return f"{hours}h{minutes}m{secs}s"
+        return f"{hours}h{minutes}m{seconds}s"
     if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+def _trim(value: float) -> str:
+    text = f"{value:.9f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _seconds(seconds: int) -> str:
+    return go_duration_string(seconds * 1_000_000_000)
 
 
 def health_check(
@@ -54,10 +72,10 @@ def health_check(
 ) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
         tests=["CMD-SHELL", shell_command],
-        interval=go_duration(interval_seconds),
-        timeout=go_duration(timeout_seconds),
+        interval=_seconds(interval_seconds),
+        timeout=_seconds(timeout_seconds),
         retries=retries,
-        start_period=go_duration(start_period_seconds),
+        start_period=_seconds(start_period_seconds),
     )
 
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from components.container import go_duration_string
 from offline.declare import Declaration, DeclaredResource, reveal
 
 CONTAINER = "docker:index/container:Container"
@@ -71,30 +72,6 @@ def parse_duration_ns(text: str) -> int:
         total += float(number) * _NANOSECONDS[unit]
         rest = rest[len(unit) :]
     return int(total)
-
-
-def go_duration_string(nanoseconds: int) -> str:
-    """Go's time.Duration.String(), as kreuzwerker stores health-check durations
-    (resourceDockerContainerRead in internal/provider/resource_docker_container_funcs.go)."""
-    if nanoseconds == 0:
-        return "0s"
-    if nanoseconds < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if nanoseconds >= size:
-                return f"{_trim(nanoseconds / size)}{unit}"
-    hours, rest = divmod(nanoseconds, 3_600_000_000_000)
-    minutes, rest = divmod(rest, 60_000_000_000)
-    seconds = _trim(rest / 1_000_000_000)
-    if hours:
-        return f"{hours}h{minutes}m{seconds}s"
-    if minutes:
-        return f"{minutes}m{seconds}s"
-    return f"{seconds}s"
-
-
-def _trim(value: float) -> str:
-    text = f"{value:.9f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def read_back_healthcheck(healthcheck: Mapping[str, Any] | None) -> dict[str, Any] | None:

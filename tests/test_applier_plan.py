@@ -9,9 +9,9 @@ import dataclasses
 
 import pytest
 
+from components.container import go_duration_string
 from offline.changes import (
     cut_by_timeouts,
-    go_duration_string,
     inputs_after_ignore_changes,
     parse_duration_ns,
     plan_changes,

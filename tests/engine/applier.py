@@ -33,11 +33,11 @@ from docker.types import LogConfig
 from google.protobuf import struct_pb2
 from pulumi.runtime.proto import resource_pb2
 
+from components.container import go_duration_string
 from offline.changes import (
     CONTAINER_UPDATED_IN_PLACE,
     Plan,
     Step,
-    go_duration_string,
     inputs_after_ignore_changes,
     parse_duration_ns,
     plan_changes,
