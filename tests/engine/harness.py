@@ -25,6 +25,7 @@ from tests.engine.dockerd import docker_engine
 from tests.engine.images import BuildReport, build_standins
 
 STACK = "enginetest"
+SINGLETONS = ("ari_manager", "campaign_orchestrator")
 HTTP_PORT = 18080
 HTTPS_PORT = 18443
 PREFIX = f"dograh-{STACK}"
@@ -116,6 +117,15 @@ class EngineStack:
         if result.exit_code != 0:
             raise RuntimeError(f"{command!r} in {service} failed: {output}")
         return output.strip()
+
+    def singleton_conflicts(self, redis: str = "redis", password: str = "") -> dict[str, str]:
+        """How often each stand-in singleton found another copy of itself holding its claim,
+        as counted in `redis` (the service the api uses; `password` for an external one)."""
+        auth = f"REDISCLI_AUTH={password} " if password else ""
+        return {
+            name: self.exec(redis, f"{auth}redis-cli get dograh:singleton:{name}:conflicts") or "0"
+            for name in SINGLETONS
+        }
 
     def psql(self, sql: str) -> str:
         return self.exec(

@@ -35,7 +35,7 @@ from offline.changes import Plan, plan_changes, recorded
 from offline.declare import PROJECT_DIR
 from tests.engine.applier import ApplyError
 from tests.engine.dockerd import restart_engine
-from tests.engine.harness import PREFIX, EngineStack, engine_stack
+from tests.engine.harness import PREFIX, SINGLETONS, EngineStack, engine_stack
 from tests.engine.images import NEXT_API_TAG, NEXT_TAGS, UNHEALTHY_API_TAG, standin_tags
 from tests.engine.load import LoadReport, RolloutLoad
 from tools.setting_changes_table import RESULTS_PATH, step_kinds
@@ -44,7 +44,6 @@ from tools.setting_changes_table import RESULTS_PATH, step_kinds
 BASE = {"apiStopGraceSeconds": "5", "drainTimeoutSeconds": "30", "apiHealthTimeoutSeconds": "60"}
 ROW_NOTE = "lifecycle row"
 OBJECT_KEY = "lifecycle/before.wav"
-SINGLETONS = ("ari_manager", "campaign_orchestrator")
 EXTERNAL_PASSWORD = "external0password0for0tests"
 
 
@@ -259,17 +258,9 @@ def assert_data_kept(life: Lifecycle) -> None:
 
 
 def singleton_conflicts(life: Lifecycle) -> dict[str, str]:
-    """The stand-in singletons count, in the redis the api uses, every time they found another
-    copy of themselves running."""
     if "externalRedisUrl" in life.secrets:
-        redis, auth = "external-redis", f"REDISCLI_AUTH={EXTERNAL_PASSWORD} "
-    else:
-        redis, auth = "redis", ""
-    return {
-        name: life.stack.exec(redis, f"{auth}redis-cli get dograh:singleton:{name}:conflicts")
-        or "0"
-        for name in SINGLETONS
-    }
+        return life.stack.singleton_conflicts("external-redis", EXTERNAL_PASSWORD)
+    return life.stack.singleton_conflicts()
 
 
 def extra_check(life: Lifecycle, check: str | None) -> None:

@@ -7,12 +7,11 @@ generation never gets healthy. Each change runs with steady HTTP requests and 20
 import pytest
 
 from tests.engine.applier import ApplyError
-from tests.engine.harness import HTTPS_PORT, PREFIX, engine_stack
+from tests.engine.harness import HTTPS_PORT, PREFIX, SINGLETONS, engine_stack
 from tests.engine.images import NEXT_API_TAG, UNHEALTHY_API_TAG
 from tests.engine.load import RolloutLoad
 
 SETTINGS = {"drainTimeoutSeconds": 60, "apiStopGraceSeconds": 10, "apiHealthTimeoutSeconds": 40}
-SINGLETONS = ("ari_manager", "campaign_orchestrator")
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +26,6 @@ def api_generations(stack) -> list[str]:
         c.name for c in stack.client.containers.list(all=True, filters={"name": f"{PREFIX}-api-"})
     ]
     return sorted(name for name in names if not name.endswith("-singletons"))
-
-
-def singleton_conflicts(stack) -> dict[str, str]:
-    return {
-        name: stack.exec("redis", f"redis-cli get dograh:singleton:{name}:conflicts") or "0"
-        for name in SINGLETONS
-    }
 
 
 def change_under_load(stack, **settings):
@@ -52,7 +44,7 @@ def assert_switched_without_loss(stack, before, report, workers):
     after = api_generations(stack)
     assert len(after) == 1 and after != before  # the old generation is gone, a new one serves
     assert stack.workers_answering(4 * workers) == set(range(workers))
-    assert singleton_conflicts(stack) == dict.fromkeys(SINGLETONS, "0")
+    assert stack.singleton_conflicts() == dict.fromkeys(SINGLETONS, "0")
 
 
 def test_four_to_six_workers_loses_no_request_and_cuts_no_call(stack):
