@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -31,8 +32,10 @@ PROJECT = "dograh"
 WORKERS_WITHOUT_WARNING = 8
 MAX_FASTAPI_WORKERS = 64
 
-# Multi-worker support (one uvicorn process per port) arrived in Dograh v1.29.0.
-MIN_DOGRAH_VERSION = (1, 29, 0)
+Release = tuple[int, int, int]
+
+# Multi-worker support (one uvicorn process per port) arrived in Dograh 1.29.0.
+MIN_DOGRAH_RELEASE: Release = (1, 29, 0)
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
@@ -41,7 +44,10 @@ _IMAGE_REFERENCE = re.compile(
     r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
-_SEMVER_TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+# Dograh's image workflow (.github/workflows/docker-image.yml) tags release `dograh-vX.Y.Z` as
+# `X.Y.Z` (prefixes stripped), plus the short commit sha and `latest`.
+_RELEASE_TAG = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_V_RELEASE_TAG = re.compile(r"^(?:dograh-)?v(\d+\.\d+\.\d+)$")
 
 
 def _pinned_image(reference: str) -> str:
@@ -59,16 +65,34 @@ def _pinned_image(reference: str) -> str:
 
 
 def _dograh_image(reference: str) -> str:
-    """Refuse Dograh releases older than the one that runs one uvicorn process per port."""
+    """A pinned Dograh image, its tag spelt as Dograh publishes it."""
     reference = _pinned_image(reference)
     match = _IMAGE_REFERENCE.match(reference)
     tag = match.group("tag") if match else None
-    version = _SEMVER_TAG.match(tag or "")
-    if version and tuple(int(part) for part in version.groups()) < MIN_DOGRAH_VERSION:
+    misspelt = _V_RELEASE_TAG.match(tag or "")
+    if match and misspelt:
+        right = f"{match.group('repo')}:{misspelt.group(1)}"
         raise ValueError(
-            "Dograh v1.29.0 or newer: older releases do not run one uvicorn process per port"
+            f"a tag Dograh publishes: release dograh-v{misspelt.group(1)} is tagged "
+            f"{misspelt.group(1)}, without 'v' (write {right})"
         )
     return reference
+
+
+def parse_release(text: str) -> Release:
+    major, minor, patch = (int(part) for part in text.split("."))
+    return major, minor, patch
+
+
+def release_text(release: Release) -> str:
+    return ".".join(str(part) for part in release)
+
+
+def image_release(reference: str) -> Release | None:
+    """The Dograh release an image reference names by its tag; None for a digest or sha tag."""
+    match = _IMAGE_REFERENCE.match(reference)
+    release = _RELEASE_TAG.match((match.group("tag") if match else None) or "")
+    return parse_release(release.group(0)) if release else None
 
 
 def _host_name(value: str) -> str:
@@ -112,12 +136,22 @@ class StackSettings(BaseModel):
         1, alias="arqWorkers", ge=1, le=16, description="an integer from 1 to 16"
     )
     api_image: DograhImage = Field(
-        "dograhai/dograh-api:v1.29.0",
+        "dograhai/dograh-api:1.45.0",
         alias="apiImage",
-        description="a pinned dograh-api image, v1.29.0 or newer",
+        description="a pinned dograh-api image, release 1.29.0 or newer, tagged X.Y.Z as "
+        "Dograh publishes it (or pinned by digest, with apiRelease)",
     )
-    ui_image: PinnedImage = Field(
-        "dograhai/dograh-ui:v1.29.0", alias="uiImage", description="a pinned image"
+    api_release: str | None = Field(
+        None,
+        alias="apiRelease",
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="the Dograh release X.Y.Z of apiImage; required when apiImage is pinned "
+        "by digest or a commit tag, so the release checks still apply",
+    )
+    ui_image: DograhImage = Field(
+        "dograhai/dograh-ui:1.45.0",
+        alias="uiImage",
+        description="a pinned dograh-ui image, tagged X.Y.Z as Dograh publishes it",
     )
     postgres_image: PinnedImage = Field(
         "pgvector/pgvector:0.8.0-pg17",
@@ -136,7 +170,7 @@ class StackSettings(BaseModel):
         "nginx:1.27.5-alpine", alias="nginxImage", description="a pinned image"
     )
     coturn_image: PinnedImage = Field(
-        "coturn/coturn:4.8.0", alias="coturnImage", description="a pinned image"
+        "coturn/coturn:4.8.0-r1", alias="coturnImage", description="a pinned image"
     )
     public_host: HostName = Field(
         "localhost",
@@ -213,13 +247,55 @@ class StackSettings(BaseModel):
         pattern=r"^https?://\S+$",
         description="an http(s):// URL of an S3-compatible endpoint",
     )
+    s3_signature_version: Literal["s3v4", "s3"] | None = Field(
+        None,
+        alias="s3SignatureVersion",
+        description="'s3v4' or 's3' (botocore's signature version; unset: botocore's default)",
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] | None = Field(
+        None,
+        alias="s3AddressingStyle",
+        description="'auto', 'path' or 'virtual' (unset: auto)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO",
+        alias="logLevel",
+        description="'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL' (the api's LOG_LEVEL)",
+    )
+    api_environment: Literal["local", "production"] | None = Field(
+        None,
+        alias="apiEnvironment",
+        description="'local' or 'production' (the api's ENVIRONMENT; unset: local for a "
+        "localhost or private publicHost without TURN, production otherwise)",
+    )
+    enable_signup: bool = Field(
+        True,
+        alias="enableSignup",
+        description="true or false: anyone reaching publicHost may create an account "
+        "(turn off once your accounts exist)",
+    )
+    telephony_ws_token_enforce: bool = Field(
+        False,
+        alias="telephonyWsTokenEnforce",
+        description="true or false: refuse telephony media sockets without a signed token",
+    )
 
     @model_validator(mode="after")
     def _turn_needs_public_ip(self) -> StackSettings:
         if self.enable_turn and self.server_ip is None:
             raise ValueError("serverIp: required when enableTurn is true (coturn advertises it)")
-        if self.s3_bucket is None and (self.s3_region or self.s3_endpoint_url):
-            raise ValueError("s3Bucket: required when s3Region or s3EndpointUrl is set")
+        external_s3_only = [
+            alias
+            for alias, value in (
+                ("s3Region", self.s3_region),
+                ("s3EndpointUrl", self.s3_endpoint_url),
+                ("s3SignatureVersion", self.s3_signature_version),
+                ("s3AddressingStyle", self.s3_addressing_style),
+            )
+            if value is not None
+        ]
+        if self.s3_bucket is None and external_s3_only:
+            raise ValueError(f"s3Bucket: required when {' and '.join(external_s3_only)} is set")
         if self.http_port == self.https_port:
             raise ValueError("httpsPort: must differ from httpPort")
         return self
@@ -228,6 +304,150 @@ class StackSettings(BaseModel):
     def public_base_url(self) -> str:
         port = "" if self.https_port == 443 else f":{self.https_port}"
         return f"https://{self.public_host}{port}"
+
+    @property
+    def api_release_number(self) -> Release | None:
+        """The api's Dograh release: apiRelease, else the image tag's."""
+        if self.api_release is not None:
+            return parse_release(self.api_release)
+        return image_release(self.api_image)
+
+    @property
+    def environment(self) -> str:
+        """ENVIRONMENT for the api. With `production` and neither TURN nor a server IP, its
+        WebRTC signalling drops private-address ICE candidates (api/routes/webrtc_signaling.py),
+        so a browser on the same machine or LAN could not connect; Dograh's local install
+        uses `local`."""
+        if self.api_environment is not None:
+            return self.api_environment
+        local = not self.enable_turn and _is_local_or_private(self.public_host)
+        return "local" if local else "production"
+
+
+def _is_local_or_private(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
+@dataclass(frozen=True)
+class ReleaseGate:
+    """A setting value the api reads only from `release` on (Dograh's source at each tag)."""
+
+    key: str
+    applies: Callable[[StackSettings], bool]
+    release: Release
+    why: str
+    otherwise: str
+
+
+RELEASE_GATES = (
+    ReleaseGate(
+        "rolloutStrategy",
+        lambda s: s.rollout_strategy == "zeroDowntime",
+        (1, 45, 0),
+        "generations run beside each other, so ari_manager and campaign_orchestrator must be "
+        "switched off in them (ENABLE_ARI_MANAGER / ENABLE_CAMPAIGN_ORCHESTRATOR, read from "
+        "1.45.0; older releases always start both: campaigns dialled twice), and the old "
+        "generation is drained through /api/v1/health/active-calls (from 1.40.0)",
+        "set rolloutStrategy to 'recreate' (an outage per change), or use api release 1.45.0 "
+        "or newer",
+    ),
+    ReleaseGate(
+        "enableAriManager",
+        lambda s: not s.enable_ari_manager,
+        (1, 45, 0),
+        "older releases start ari_manager whatever ENABLE_ARI_MANAGER says",
+        "leave it true, or use api release 1.45.0 or newer",
+    ),
+    ReleaseGate(
+        "enableCampaignOrchestrator",
+        lambda s: not s.enable_campaign_orchestrator,
+        (1, 45, 0),
+        "older releases start campaign_orchestrator whatever ENABLE_CAMPAIGN_ORCHESTRATOR says",
+        "leave it true, or use api release 1.45.0 or newer",
+    ),
+    ReleaseGate(
+        "telephonyWsTokenEnforce",
+        lambda s: s.telephony_ws_token_enforce,
+        (1, 45, 0),
+        "TELEPHONY_WS_TOKEN_ENFORCE is read from 1.45.0 on",
+        "leave it false, or use api release 1.45.0 or newer",
+    ),
+    ReleaseGate(
+        "enableSignup",
+        lambda s: not s.enable_signup,
+        (1, 42, 0),
+        "ENABLE_SIGNUP is read from 1.42.0 on; older releases always allow signup",
+        "leave it true, or use api release 1.42.0 or newer",
+    ),
+    ReleaseGate(
+        "s3EndpointUrl",
+        lambda s: s.s3_endpoint_url is not None,
+        (1, 38, 0),
+        "older releases ignore S3_ENDPOINT_URL and silently write to AWS",
+        "use AWS S3 without it, or api release 1.38.0 or newer",
+    ),
+    ReleaseGate(
+        "s3SignatureVersion",
+        lambda s: s.s3_signature_version is not None,
+        (1, 38, 0),
+        "S3_SIGNATURE_VERSION is read from 1.38.0 on",
+        "leave it unset, or use api release 1.38.0 or newer",
+    ),
+    ReleaseGate(
+        "s3AddressingStyle",
+        lambda s: s.s3_addressing_style is not None,
+        (1, 38, 0),
+        "S3_ADDRESSING_STYLE is read from 1.38.0 on",
+        "leave it unset, or use api release 1.38.0 or newer",
+    ),
+    ReleaseGate(
+        "serverIp",
+        lambda s: s.server_ip is not None,
+        (1, 31, 0),
+        "SERVER_IP is read from 1.31.0 on",
+        "leave it unset (and enableTurn false), or use api release 1.31.0 or newer",
+    ),
+)
+
+
+def release_problems(settings: StackSettings) -> list[str]:
+    """The api release, known and new enough for every setting that needs it."""
+    release = settings.api_release_number
+    tag_release = image_release(settings.api_image)
+    if release is None:
+        return [
+            f"{PROJECT}:apiImage = {settings.api_image!r} does not name a Dograh release "
+            "(pinned by digest or commit); set apiRelease to its release, X.Y.Z"
+        ]
+    if tag_release is not None and tag_release != release:
+        return [
+            f"{PROJECT}:apiRelease = {settings.api_release!r} contradicts apiImage "
+            f"{settings.api_image!r}; leave apiRelease unset or make them agree"
+        ]
+    if release < MIN_DOGRAH_RELEASE:
+        return [
+            f"{PROJECT}:apiImage = {settings.api_image!r} is release {release_text(release)}; "
+            f"expected {release_text(MIN_DOGRAH_RELEASE)} or newer (older releases do not run "
+            "one uvicorn process per port)"
+        ]
+    return [
+        f"{PROJECT}:{gate.key} = {_shown(settings, gate.key)} needs api release "
+        f"{release_text(gate.release)} or newer, and apiImage is release "
+        f"{release_text(release)}: {gate.why}. Instead: {gate.otherwise}"
+        for gate in RELEASE_GATES
+        if gate.applies(settings) and release < gate.release
+    ]
+
+
+def _shown(settings: StackSettings, alias: str) -> str:
+    value = settings.model_dump(by_alias=True)[alias]
+    return repr(value if not isinstance(value, bool) else str(value).lower())
 
 
 DOCKER_HOST_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
@@ -241,12 +461,15 @@ SECRET_KEYS: dict[str, str] = {
     "ossJwtSecret": "OSS_JWT_SECRET (generated when unset)",
     "turnSecret": "the coturn shared secret (generated when unset)",
     "devopsSecret": "DOGRAH_DEVOPS_SECRET for the drain endpoint (generated when unset)",
+    "telephonyWsTokenSecret": "TELEPHONY_WS_TOKEN_SECRET, signs telephony media-socket URLs "
+    "(generated when unset)",
     "tlsCertificate": "PEM certificate chain, with tlsMode=provided",
     "tlsPrivateKey": "PEM private key, with tlsMode=provided",
     "externalDatabaseUrl": "a postgresql+asyncpg:// URL instead of the bundled postgres",
     "externalRedisUrl": "a redis:// or rediss:// URL instead of the bundled redis",
     "s3AccessKeyId": "the access key for s3Bucket",
     "s3SecretAccessKey": "the secret key for s3Bucket",
+    "s3SessionToken": "AWS_SESSION_TOKEN, for temporary s3AccessKeyId credentials",
 }
 
 
@@ -342,6 +565,9 @@ def validate_settings(raw: dict[str, Any], secret_keys_present: set[str]) -> Sta
                 f"{PROJECT}:tlsCertificate/tlsPrivateKey are set but tlsMode is 'selfSigned'; "
                 "set tlsMode to 'provided' to use them"
             )
+        problems.extend(release_problems(settings))
+        if settings.s3_bucket is None and "s3SessionToken" in secret_keys_present:
+            problems.append(f"{PROJECT}:s3SessionToken is set but s3Bucket is not")
         s3_keys = {"s3AccessKeyId", "s3SecretAccessKey"} & secret_keys_present
         if settings.s3_bucket is not None and len(s3_keys) != 2:
             problems.append(

@@ -1,5 +1,6 @@
 """The settings model: what it accepts, what it refuses and how it says so."""
 
+import re
 import typing
 
 import pytest
@@ -34,7 +35,13 @@ def test_worker_counts_in_range_are_accepted(good):
     [
         ("apiImage", "dograhai/dograh-api", "untagged image means `latest`"),
         ("apiImage", "dograhai/dograh-api:latest", "`latest` changes under you"),
-        ("apiImage", "dograhai/dograh-api:v1.28.3", "v1.29.0 or newer"),
+        ("apiImage", "dograhai/dograh-api:1.28.3", "1.29.0 or newer"),
+        ("apiImage", "dograhai/dograh-api:v1.45.0", "write dograhai/dograh-api:1.45.0"),
+        ("uiImage", "dograhai/dograh-ui:v1.44.1", "write dograhai/dograh-ui:1.44.1"),
+        ("apiImage", "dograhai/dograh-api@sha256:" + "a" * 64, "set apiRelease"),
+        ("logLevel", "verbose", "'DEBUG', 'INFO'"),
+        ("apiEnvironment", "staging", "'local' or 'production'"),
+        ("s3AddressingStyle", "sideways", "'auto', 'path' or 'virtual'"),
         ("nginxImage", "nginx:latest", "`latest`"),
         ("publicHost", "not a host!", "DNS host name"),
         ("serverIp", "300.1.1.1", "IPv4 or IPv6"),
@@ -107,3 +114,132 @@ def test_pulumi_yaml_declares_every_plain_setting_with_the_models_type_and_defau
         "default": 4,
         "description": declared["fastapiWorkers"]["description"],
     }
+
+
+@pytest.mark.parametrize(
+    "raw, key, needs",
+    [
+        ({"apiImage": "dograhai/dograh-api:1.44.0"}, "rolloutStrategy", "1.45.0"),
+        (
+            {
+                "apiImage": "dograhai/dograh-api:1.44.0",
+                "rolloutStrategy": "recreate",
+                "enableCampaignOrchestrator": "false",
+            },
+            "enableCampaignOrchestrator",
+            "1.45.0",
+        ),
+        (
+            {
+                "apiImage": "dograhai/dograh-api:1.41.2",
+                "rolloutStrategy": "recreate",
+                "enableSignup": "false",
+            },
+            "enableSignup",
+            "1.42.0",
+        ),
+        (
+            {
+                "apiImage": "dograhai/dograh-api:1.37.0",
+                "rolloutStrategy": "recreate",
+                "s3Bucket": "calls",
+                "s3EndpointUrl": "https://s3.example.net",
+            },
+            "s3EndpointUrl",
+            "1.38.0",
+        ),
+        (
+            {
+                "apiImage": "dograhai/dograh-api:1.44.0",
+                "rolloutStrategy": "recreate",
+                "telephonyWsTokenEnforce": "true",
+            },
+            "telephonyWsTokenEnforce",
+            "1.45.0",
+        ),
+        (
+            {"apiImage": "dograhai/dograh-api@sha256:" + "b" * 64, "apiRelease": "1.40.0"},
+            "rolloutStrategy",
+            "1.45.0",
+        ),
+    ],
+)
+def test_a_setting_the_api_release_cannot_honour_is_refused_naming_the_release_it_needs(
+    raw, key, needs
+):
+    with pytest.raises(SettingsError) as refused:
+        validate_settings(raw, {"s3AccessKeyId", "s3SecretAccessKey"})
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"dograh:{key} = "), problem
+    assert f"needs api release {needs} or newer" in problem
+    assert "Instead:" in problem
+
+
+def test_zero_downtime_on_an_old_release_names_recreate_as_the_alternative():
+    with pytest.raises(SettingsError) as refused:
+        validate_settings({"apiImage": "dograhai/dograh-api:1.40.0"}, set())
+    assert "set rolloutStrategy to 'recreate'" in str(refused.value)
+
+
+def test_an_old_release_with_recreate_and_its_own_defaults_is_accepted():
+    settings = validate_settings(
+        {"apiImage": "dograhai/dograh-api:1.39.0", "rolloutStrategy": "recreate"}, set()
+    )
+    assert settings.api_release_number == (1, 39, 0)
+
+
+def test_a_digest_pinned_image_takes_its_release_from_api_release_which_must_agree_with_a_tag():
+    pinned = "dograhai/dograh-api@sha256:" + "c" * 64
+    assert validate_settings(
+        {"apiImage": pinned, "apiRelease": "1.45.0"}, set()
+    ).api_release_number == (1, 45, 0)
+    with pytest.raises(SettingsError) as refused:
+        validate_settings({"apiImage": "dograhai/dograh-api:1.45.0", "apiRelease": "1.44.0"}, set())
+    assert "contradicts apiImage" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "raw, environment",
+    [
+        ({}, "local"),
+        ({"publicHost": "10.1.2.3"}, "local"),
+        ({"publicHost": "dograh.example.com"}, "production"),
+        (
+            {"publicHost": "192.168.1.5", "enableTurn": "true", "serverIp": "203.0.113.7"},
+            "production",
+        ),
+        ({"publicHost": "dograh.example.com", "apiEnvironment": "local"}, "local"),
+    ],
+)
+def test_the_api_environment_is_local_only_where_browsers_reach_it_on_a_private_address(
+    raw, environment
+):
+    assert validate_settings(raw, set()).environment == environment
+
+
+def test_storage_tuning_and_a_session_token_need_an_external_bucket():
+    with pytest.raises(SettingsError) as refused:
+        validate_settings({"s3AddressingStyle": "path"}, set())
+    assert "s3Bucket required when s3AddressingStyle is set" in str(refused.value)
+    with pytest.raises(SettingsError) as refused:
+        validate_settings({}, {"s3SessionToken"})
+    assert "s3SessionToken is set but s3Bucket is not" in str(refused.value)
+
+
+# Each publisher's documented tag scheme (the closing note of issue 9 cites where each was
+# checked): a default that drifts from it names an image that does not exist.
+PUBLISHED_TAG_SCHEMES = {
+    "apiImage": r"^dograhai/dograh-api:\d+\.\d+\.\d+$",
+    "uiImage": r"^dograhai/dograh-ui:\d+\.\d+\.\d+$",
+    "postgresImage": r"^pgvector/pgvector:\d+\.\d+\.\d+-pg\d+$",
+    "redisImage": r"^redis:\d+\.\d+\.\d+$",
+    "minioImage": r"^minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$",
+    "nginxImage": r"^nginx:\d+\.\d+\.\d+-alpine$",
+    "coturnImage": r"^coturn/coturn:\d+\.\d+\.\d+-r\d+$",
+}
+
+
+@pytest.mark.parametrize("key", sorted(PUBLISHED_TAG_SCHEMES))
+def test_every_default_image_is_spelt_as_its_publisher_tags_releases(key):
+    default = StackSettings().model_dump(by_alias=True)[key]
+    assert re.match(PUBLISHED_TAG_SCHEMES[key], default), default
