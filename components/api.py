@@ -31,14 +31,25 @@ from components.rollout import drain_api_generation_hook, generation_id
 
 API_ALIAS = "api"
 
-# Healthy means every worker answers, not just the first: the check reads the same
+# From this release the start script reads ENABLE_ARI_MANAGER / ENABLE_CAMPAIGN_ORCHESTRATOR
+# (Dograh commit a9379406); before it, every api container starts both singletons.
+SINGLETON_SWITCHES_RELEASE = (1, 45, 0)
+
+# Healthy means every worker answers, not just the first. The workers are asked at once, each
+# within 4 s, so the check fits its 5 s timeout whatever the count; it reads the same
 # FASTAPI_WORKERS the start script does, so its text never depends on the worker count.
 _ALL_WORKERS_HEALTHY = (
-    'python -c "import os, urllib.request; '
-    "base = int(os.environ['UVICORN_BASE_PORT']); "
-    "[urllib.request.urlopen(f'http://127.0.0.1:{base + i}/api/v1/health', timeout=4) "
-    "for i in range(int(os.environ['FASTAPI_WORKERS']))]\""
+    'python -c "import os, urllib.request, concurrent.futures as c; '
+    "base = int(os.environ['UVICORN_BASE_PORT']); n = int(os.environ['FASTAPI_WORKERS']); "
+    "ask = lambda i: urllib.request.urlopen(f'http://127.0.0.1:{base + i}/api/v1/health', "
+    'timeout=4).close(); list(c.ThreadPoolExecutor(n).map(ask, range(n)))"'
 )
+
+# Dograh's migrations, as its Helm chart's migrate Job runs them (scripts/run_migrate.sh from
+# 1.40.0; the same alembic call as the start script in every release from 1.29.0).
+MIGRATE_COMMAND = ["alembic", "-c", "/app/api/alembic.ini", "upgrade", "head"]
+# How long the job may run (the Helm chart's migrate.activeDeadlineSeconds is 600).
+MIGRATE_TIMEOUT_SECONDS = 1200
 
 
 def _flag(value: bool) -> str:
@@ -46,21 +57,20 @@ def _flag(value: bool) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ZeroDowntimeRollout:
-    # A digest of the secret settings, part of the generation id (see rollout.generation_id).
-    secret_fingerprint: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class ApiArgs:
     placement: Placement
     image: str
+    # The Dograh release of `image` (settings: from its tag, or apiRelease).
+    release: tuple[int, int, int]
     fastapi_workers: int
     arq_workers: int
     enable_ari_manager: bool
     enable_campaign_orchestrator: bool
     public_base_url: str
     public_host: str
+    environment: str
+    log_level: str
+    enable_signup: bool
     # Built from plain host names (see components/postgres.py): never a container's outputs.
     database_url: pulumi.Input[str]
     redis_url: pulumi.Input[str]
@@ -68,12 +78,17 @@ class ApiArgs:
     storage_env: Mapping[str, pulumi.Input[str]]
     oss_jwt_secret: pulumi.Input[str]
     devops_secret: pulumi.Input[str]
+    telephony_ws_token_secret: pulumi.Input[str]
+    telephony_ws_token_enforce: bool
     turn_secret: pulumi.Input[str] | None
     server_ip: str | None
     stop_grace_seconds: int
     health_timeout_seconds: int = 300
-    # None: recreate (one `api` container, replaced). Set: generations, reload and drain.
-    zero_downtime: ZeroDowntimeRollout | None = None
+    # rolloutStrategy=zeroDowntime: generations, reload and drain; else one `api`, replaced.
+    zero_downtime: bool = False
+    # A digest of the secret settings (see rollout.generation_id): a rotated secret names a
+    # new generation and a new migration job.
+    secret_fingerprint: str = ""
     # The drain of a generation being deleted, in either mode (recreate deletes the last one):
     # the Docker host it asks, and how long it waits.
     docker_host: str | None = None
@@ -84,27 +99,36 @@ class ApiArgs:
     # The services the api needs running first (postgres, redis, minio components).
     depends_on: Sequence[pulumi.Resource] = ()
 
+    @property
+    def singletons_apart(self) -> bool:
+        """Whether the singletons run in `api-singletons` (their switches exist), rather than
+        in the one api container (older releases, rolloutStrategy=recreate only)."""
+        return self.release >= SINGLETON_SWITCHES_RELEASE
+
 
 def _environment(
     args: ApiArgs, *, workers: int, arq_workers: int, singletons: bool
 ) -> dict[str, pulumi.Input[str]]:
     envs: dict[str, pulumi.Input[str]] = {
-        "ENVIRONMENT": "production",
+        **_migration_environment(args),
         "PUBLIC_BASE_URL": args.public_base_url,
         "PUBLIC_HOST": args.public_host,
         "BACKEND_API_ENDPOINT": args.public_base_url,
-        "DATABASE_URL": pulumi.Output.secret(args.database_url),
-        "REDIS_URL": pulumi.Output.secret(args.redis_url),
+        # The embed snippet and billing return URLs point here (default localhost:3010).
+        "UI_APP_URL": args.public_base_url,
         "FASTAPI_WORKERS": str(workers),
         "UVICORN_BASE_PORT": str(UVICORN_BASE_PORT),
         "ARQ_WORKERS": str(arq_workers),
         "ENABLE_ARI_MANAGER": _flag(singletons and args.enable_ari_manager),
         "ENABLE_CAMPAIGN_ORCHESTRATOR": _flag(singletons and args.enable_campaign_orchestrator),
+        "ENABLE_SIGNUP": _flag(args.enable_signup),
         # Only nginx reaches the workers (nothing is published publicly), so uvicorn may
         # trust its X-Forwarded-Proto; webhook signature checks depend on it.
         "FORWARDED_ALLOW_IPS": "*",
         "OSS_JWT_SECRET": pulumi.Output.secret(args.oss_jwt_secret),
         "DOGRAH_DEVOPS_SECRET": pulumi.Output.secret(args.devops_secret),
+        "TELEPHONY_WS_TOKEN_SECRET": pulumi.Output.secret(args.telephony_ws_token_secret),
+        "TELEPHONY_WS_TOKEN_ENFORCE": _flag(args.telephony_ws_token_enforce),
         "ENABLE_COTURN": _flag(args.turn_secret is not None),
         **args.storage_env,
     }
@@ -114,6 +138,17 @@ def _environment(
     if args.server_ip is not None:
         envs["SERVER_IP"] = args.server_ip
     return envs
+
+
+def _migration_environment(args: ApiArgs) -> dict[str, pulumi.Input[str]]:
+    """What Dograh's alembic env.py needs: api.constants reads DATABASE_URL and REDIS_URL at
+    import. Nothing else, so other settings never re-run the job."""
+    return {
+        "ENVIRONMENT": args.environment,
+        "LOG_LEVEL": args.log_level,
+        "DATABASE_URL": pulumi.Output.secret(args.database_url),
+        "REDIS_URL": pulumi.Output.secret(args.redis_url),
+    }
 
 
 # Migrations run before the workers start: give them time.
@@ -130,31 +165,36 @@ class Api(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Api", name, None, opts)
         ports = worker_ports(args.fastapi_workers)
-        rollout = args.zero_downtime
         # Registered in every run, whatever the strategy: the engine calls a deleted
         # generation's hook by name, and fails if this run did not register it (switching to
         # recreate deletes the last generation).
         drain = drain_api_generation_hook(
             f"{name}-drain", args.docker_host, args.drain_timeout_seconds
         )
+        migrations = _declare_migrations(self, name, args)
+        needs = [*args.depends_on, migrations]
         spec = ContainerSpec(
             service=API_ALIAS,
             image=args.image,
             alias=API_ALIAS,
             envs=_environment(
-                args, workers=args.fastapi_workers, arq_workers=args.arq_workers, singletons=False
+                args,
+                workers=args.fastapi_workers,
+                arq_workers=args.arq_workers,
+                # Older releases start them here whatever the switches say: say so.
+                singletons=not args.singletons_apart,
             ),
             healthcheck=_API_HEALTHCHECK,
             ports=[published_port(port, port) for port in ports]
-            if args.publish_on_loopback and rollout is None
+            if args.publish_on_loopback and not args.zero_downtime
             else (),
             # Live calls get this long to finish after SIGTERM (the provider's default is 0).
             destroy_grace_seconds=args.stop_grace_seconds,
             wait_timeout_seconds=args.health_timeout_seconds,
         )
         resource_name = None
-        if rollout is not None:
-            generation = generation_id(spec, rollout.secret_fingerprint)
+        if args.zero_downtime:
+            generation = generation_id(spec, args.secret_fingerprint)
             spec = replace(
                 spec,
                 service=f"{API_ALIAS}-{generation}",
@@ -164,21 +204,58 @@ class Api(pulumi.ComponentResource):
             )
             resource_name = f"{name}-{generation}-container"
         container = declare_container(
-            self,
-            name,
-            spec,
-            args.placement,
-            depends_on=args.depends_on,
-            resource_name=resource_name,
+            self, name, spec, args.placement, depends_on=needs, resource_name=resource_name
         )
-        if args.enable_ari_manager or args.enable_campaign_orchestrator:
-            ApiSingletons(f"{name}-singletons", args, opts=pulumi.ResourceOptions(parent=self))
+        if args.singletons_apart and (args.enable_ari_manager or args.enable_campaign_orchestrator):
+            # After the workers' container: when an older release's api (which runs the
+            # singletons itself) is replaced by one that reads the switches, its deletion
+            # comes first, so the two never overlap.
+            ApiSingletons(
+                f"{name}-singletons",
+                replace(args, depends_on=[*needs, container]),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.upstream_alias = spec.alias
         self.worker_ports = pulumi.Output.from_input(ports)
         self.container_id = container.id
         self.register_outputs(
             {"worker_ports": self.worker_ports, "container_id": self.container_id}
         )
+
+
+def _declare_migrations(
+    owner: pulumi.ComponentResource, name: str, args: ApiArgs
+) -> pulumi.Resource:
+    """`alembic upgrade head` once, before any api container starts: Dograh's migrations take
+    no lock (api/alembic/env.py), so two containers migrating one database at once collide
+    (DuplicateTableError). Its Docker name changes with the image and the secrets, so a new
+    release (or a rotated database password) runs it again, beside the old job, which is then
+    removed. The api containers still run the same upgrade when they start: by then it finds
+    the database at head and does nothing. A failed job stops nothing by itself (the provider
+    records the exit code); the api containers' own upgrade then fails the same way, and
+    their health wait fails the update."""
+    spec = ContainerSpec(
+        service=f"{API_ALIAS}-migrate",
+        image=args.image,
+        alias=f"{API_ALIAS}-migrate",
+        envs=_migration_environment(args),
+        command=MIGRATE_COMMAND,
+        run_once=True,
+        wait_timeout_seconds=MIGRATE_TIMEOUT_SECONDS,
+    )
+    job = replace(
+        spec,
+        service=f"{spec.service}-{generation_id(spec, args.secret_fingerprint)}",
+        create_before_delete=True,
+    )
+    return declare_container(
+        owner,
+        f"{name}-migrations",
+        job,
+        args.placement,
+        depends_on=args.depends_on,
+        resource_name=f"{name}-migrations",
+    )
 
 
 class ApiSingletons(pulumi.ComponentResource):

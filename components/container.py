@@ -124,6 +124,10 @@ class ContainerSpec:
     # generation) can instead start its replacement first.
     create_before_delete: bool = False
     hooks: pulumi.ResourceHookBinding | None = None
+    # A one-off job rather than a service: the provider waits for it to exit (`attach`,
+    # resourceDockerContainerCreate) and leaves it stopped (`must_run` false); never restarted.
+    # Its exit code is recorded in state (`exit_code`, resourceDockerContainerRead).
+    run_once: bool = False
 
 
 def declare_container(
@@ -168,7 +172,9 @@ def declare_container(
             for key in sorted(spec.labels)
         ]
         or None,
-        restart=RESTART_POLICY,
+        restart="no" if spec.run_once else RESTART_POLICY,
+        attach=True if spec.run_once else None,
+        must_run=False if spec.run_once else None,
         log_driver=LOG_DRIVER,
         log_opts=LOG_OPTIONS,
         destroy_grace_seconds=spec.destroy_grace_seconds,
@@ -189,9 +195,8 @@ def declare_container(
 
 def _timeouts(spec: ContainerSpec) -> pulumi.CustomTimeouts:
     """Create waits for healthy, delete waits out the stop grace: never cut by the provider."""
-    create = (
-        spec.wait_timeout_seconds if spec.healthcheck is not None else 0
-    ) + TIMEOUT_MARGIN_SECONDS
+    waits = spec.healthcheck is not None or spec.run_once
+    create = (spec.wait_timeout_seconds if waits else 0) + TIMEOUT_MARGIN_SECONDS
     delete = (spec.destroy_grace_seconds or 0) + TIMEOUT_MARGIN_SECONDS
     return pulumi.CustomTimeouts(
         create=f"{max(create, PROVIDER_DEFAULT_TIMEOUT_SECONDS)}s",

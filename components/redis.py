@@ -27,6 +27,9 @@ from components.container import (
 # Whoever needs the service running depends on this component instead.
 REDIS_HOST = "redis"
 REDIS_PORT = 6379
+# Given to `redis-server` as its config file: the password lives there (an upload, secret in
+# state), never on a command line, where `ps` and `docker inspect` would show it.
+REDIS_CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,14 +77,17 @@ class Redis(pulumi.ComponentResource):
                 image=args.image,
                 service="redis",
                 alias=REDIS_HOST,
-                # The password travels only in the (secret) environment, never in the command
-                # line or the health check, which the state keeps in plain text.
-                envs={"REDIS_PASSWORD": password, "REDISCLI_AUTH": password},
-                command=[
-                    "sh",
-                    "-c",
-                    'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes',
+                # A command starting with `redis-server` goes through the image's entrypoint,
+                # which drops to the redis user (a `sh -c` command would run it as root).
+                command=["redis-server", REDIS_CONFIG_PATH],
+                uploads=[
+                    docker.ContainerUploadArgs(
+                        file=REDIS_CONFIG_PATH,
+                        content=password.apply(_redis_config),
+                    )
                 ],
+                # redis-cli reads the password from here for the health check.
+                envs={"REDISCLI_AUTH": password},
                 healthcheck=health_check("redis-cli ping | grep -q PONG"),
                 destroy_grace_seconds=DATA_STOP_GRACE_SECONDS,
                 volumes=[mounted(volume, "/data")],
@@ -89,3 +95,9 @@ class Redis(pulumi.ComponentResource):
             ),
             args.placement,
         )
+
+
+def _redis_config(password: str) -> str:
+    """redis.conf: a double-quoted argument takes any password (backslash and quote escaped)."""
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    return f'dir /data\nappendonly yes\nrequirepass "{quoted}"\n'

@@ -13,7 +13,8 @@ the re-rendered nginx.conf into the running gateway and reloads it (`nginx -s re
 connections go to the new generation, open ones stay on the old workers). That step checks
 the generation's health itself, because a retried `pulumi up` clears a failed create's error
 without checking again. Finally the old generation is deleted, and a before-delete hook first
-waits until its /api/v1/health/active-calls reaches zero or drainTimeoutSeconds passes.
+waits until its /api/v1/health/active-calls reaches zero, or it is gone, or drainTimeoutSeconds
+passes; a probe that fails is asked again, never taken for "no calls".
 
 The reload and the drain talk to the Docker host with the docker CLI, where `pulumi up` runs,
 using the same `docker:host`.
@@ -26,7 +27,8 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -34,7 +36,8 @@ import pulumi
 from components.container import ContainerSpec
 
 # Runs inside an api container: the sum of live calls over its workers, using the devops
-# secret the container was started with (the endpoint answers 503 without one).
+# secret the container was started with (the endpoint answers 503 without one). Any worker
+# that does not answer fails the whole probe.
 ACTIVE_CALLS_SCRIPT = (
     "import json, os, urllib.request\n"
     "base = int(os.environ.get('UVICORN_BASE_PORT', '8000'))\n"
@@ -129,19 +132,74 @@ def docker_cli_environment(docker_host: str | None) -> dict[str, str]:
     return {"DOCKER_HOST": docker_host} if docker_host else {}
 
 
-def active_calls(container_name: str, docker_host: str | None) -> int | None:
-    """Live calls on an api container; None when it cannot be asked (already gone)."""
-    completed = subprocess.run(
-        ["docker", "exec", container_name, "python", "-c", ACTIVE_CALLS_SCRIPT],
+@dataclass(frozen=True)
+class CallsProbe:
+    """One look at an old generation: gone (nothing left to wait for), its live calls, or why
+    it could not be asked (which never counts as "no calls")."""
+
+    gone: bool = False
+    calls: int | None = None
+    error: str = ""
+
+
+def _docker(arguments: list[str], docker_host: str | None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *arguments],
         capture_output=True,
         text=True,
         timeout=30,
         env={**os.environ, **docker_cli_environment(docker_host)},
         check=False,
     )
-    if completed.returncode != 0:
-        return None
-    return int(completed.stdout.strip().splitlines()[-1])
+
+
+def probe_active_calls(container_name: str, docker_host: str | None) -> CallsProbe:
+    """Live calls on an api container, asked inside it (its workers are not published)."""
+    try:
+        state = _docker(["inspect", "--format", "{{.State.Running}}", container_name], docker_host)
+        if state.returncode != 0 and "no such" in state.stderr.lower():
+            return CallsProbe(gone=True)
+        if state.returncode == 0 and state.stdout.strip() == "false":
+            return CallsProbe(gone=True)  # stopped: its calls have ended with it
+        asked = _docker(["exec", container_name, "python", "-c", ACTIVE_CALLS_SCRIPT], docker_host)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return CallsProbe(error=f"{type(error).__name__}: {error}")
+    if asked.returncode != 0:
+        lines = (asked.stderr or asked.stdout).strip().splitlines()
+        return CallsProbe(error=lines[-1] if lines else f"exit code {asked.returncode}")
+    try:
+        return CallsProbe(calls=int(asked.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return CallsProbe(error=f"unexpected answer {asked.stdout.strip()[:200]!r}")
+
+
+def wait_until_drained(
+    container_name: str,
+    docker_host: str | None,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+    log: Callable[[str], None] = pulumi.log.warn,
+) -> CallsProbe:
+    """Wait until the container has no live calls or is gone, or the time is up. A probe that
+    fails (a 403, a 404 from a release without the endpoint, a timeout) is "still busy", as
+    in Dograh's own rolling_update.sh: logged and asked again, never taken for drained."""
+    deadline = time.monotonic() + timeout_seconds
+    logged_error = ""
+    while True:
+        probe = probe_active_calls(container_name, docker_host)
+        if probe.gone or probe.calls == 0:
+            return probe
+        if probe.error and probe.error != logged_error:
+            log(f"{container_name}: cannot ask for its live calls ({probe.error}); asking again")
+            logged_error = probe.error
+        if time.monotonic() >= deadline:
+            busy = f"{probe.calls} live call(s)" if probe.calls else "calls it could not count"
+            log(
+                f"{container_name} still has {busy} after drainTimeoutSeconds="
+                f"{timeout_seconds:g}; stopping it now"
+            )
+            return probe
+        time.sleep(poll_seconds)
 
 
 def drain_api_generation_hook(
@@ -152,19 +210,7 @@ def drain_api_generation_hook(
     def drain(args: pulumi.ResourceHookArgs) -> None:
         state = args.old_outputs or args.old_inputs or {}
         name = state.get("name")
-        if not name:
-            return
-        deadline = time.monotonic() + drain_timeout_seconds
-        while True:
-            calls = active_calls(name, docker_host)
-            if calls is None or calls == 0:
-                return
-            if time.monotonic() >= deadline:
-                pulumi.log.warn(
-                    f"{name} still has {calls} live call(s) after drainTimeoutSeconds="
-                    f"{drain_timeout_seconds}; stopping it now"
-                )
-                return
-            time.sleep(poll_seconds)
+        if name:
+            wait_until_drained(name, docker_host, drain_timeout_seconds, poll_seconds)
 
     return pulumi.ResourceHook(hook_name, drain)

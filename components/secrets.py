@@ -22,6 +22,7 @@ GENERATED_SECRETS = {
     "ossJwtSecret": "oss-jwt-secret",
     "turnSecret": "turn-secret",
     "devopsSecret": "devops-secret",
+    "telephonyWsTokenSecret": "telephony-ws-token-secret",
 }
 SECRET_LENGTH = 40
 
@@ -38,6 +39,7 @@ class StackCredentials(pulumi.ComponentResource):
     oss_jwt_secret: pulumi.Output[str]
     turn_secret: pulumi.Output[str]
     devops_secret: pulumi.Output[str]
+    telephony_ws_token_secret: pulumi.Output[str]
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class StackCredentials(pulumi.ComponentResource):
         self.oss_jwt_secret = values["ossJwtSecret"]
         self.turn_secret = values["turnSecret"]
         self.devops_secret = values["devopsSecret"]
+        self.telephony_ws_token_secret = values["telephonyWsTokenSecret"]
         self.register_outputs(
             {
                 "postgres_password": self.postgres_password,
@@ -72,5 +75,6 @@ class StackCredentials(pulumi.ComponentResource):
                 "oss_jwt_secret": self.oss_jwt_secret,
                 "turn_secret": self.turn_secret,
                 "devops_secret": self.devops_secret,
+                "telephony_ws_token_secret": self.telephony_ws_token_secret,
             }
         )

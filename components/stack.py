@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.api import Api, ApiArgs, ZeroDowntimeRollout
+from components.api import Api, ApiArgs
 from components.container import Placement
 from components.gateway import (
     ACME_WEBROOT,
@@ -73,6 +73,8 @@ class DograhStack(pulumi.ComponentResource):
         )
         loopback = settings.publish_internal_on_loopback
         zero_downtime = settings.rollout_strategy == "zeroDowntime"
+        release = settings.api_release_number
+        assert release is not None  # the settings refuse an api image of unknown release
 
         # Data services are declared even when an external one replaces them: their volumes
         # stay (protected, data kept), so switching to an external URL and back loses nothing.
@@ -123,8 +125,16 @@ class DograhStack(pulumi.ComponentResource):
             }
             if settings.s3_region is not None:
                 storage_env["S3_REGION"] = settings.s3_region
-            if settings.s3_endpoint_url is not None:
-                storage_env["S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+            for key, value in (
+                ("S3_ENDPOINT_URL", settings.s3_endpoint_url),
+                ("S3_SIGNATURE_VERSION", settings.s3_signature_version),
+                ("S3_ADDRESSING_STYLE", settings.s3_addressing_style),
+            ):
+                if value is not None:
+                    storage_env[key] = value
+            session_token = secrets.get("s3SessionToken")
+            if session_token is not None:
+                storage_env["AWS_SESSION_TOKEN"] = pulumi.Output.secret(session_token)
         else:
             storage_env = {
                 "ENABLE_AWS_S3": "false",
@@ -141,24 +151,29 @@ class DograhStack(pulumi.ComponentResource):
             ApiArgs(
                 placement=placement,
                 image=settings.api_image,
+                release=release,
                 fastapi_workers=settings.fastapi_workers,
                 arq_workers=settings.arq_workers,
                 enable_ari_manager=settings.enable_ari_manager,
                 enable_campaign_orchestrator=settings.enable_campaign_orchestrator,
                 public_base_url=settings.public_base_url,
                 public_host=settings.public_host,
+                environment=settings.environment,
+                log_level=settings.log_level,
+                enable_signup=settings.enable_signup,
                 database_url=database_url,
                 redis_url=redis_url,
                 storage_env=storage_env,
                 oss_jwt_secret=credentials.oss_jwt_secret,
                 devops_secret=credentials.devops_secret,
+                telephony_ws_token_secret=credentials.telephony_ws_token_secret,
+                telephony_ws_token_enforce=settings.telephony_ws_token_enforce,
                 turn_secret=credentials.turn_secret if settings.enable_turn else None,
                 server_ip=settings.server_ip,
                 stop_grace_seconds=settings.api_stop_grace_seconds,
                 health_timeout_seconds=settings.api_health_timeout_seconds,
-                zero_downtime=ZeroDowntimeRollout(secret_fingerprint=args.loaded.secret_fingerprint)
-                if zero_downtime
-                else None,
+                zero_downtime=zero_downtime,
+                secret_fingerprint=args.loaded.secret_fingerprint,
                 docker_host=args.loaded.docker_host,
                 drain_timeout_seconds=settings.drain_timeout_seconds,
                 publish_on_loopback=loopback,

@@ -36,7 +36,15 @@ class Ui(pulumi.ComponentResource):
                 image=args.image,
                 service="ui",
                 alias="ui",
-                envs={"NODE_ENV": "production", "BACKEND_URL": args.api_url},
+                # Next's standalone server binds HOSTNAME, which Docker sets to the container
+                # id: without this nothing answers on 127.0.0.1 and the health check never
+                # passes (Dograh's compose sets the same).
+                envs={
+                    "NODE_ENV": "production",
+                    "HOSTNAME": "0.0.0.0",
+                    "PORT": str(UI_PORT),
+                    "BACKEND_URL": args.api_url,
+                },
                 healthcheck=health_check(
                     "node -e \"fetch('http://127.0.0.1:3010/')"
                     '.then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"'

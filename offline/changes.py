@@ -42,6 +42,7 @@ CONTAINER_STATE_ONLY = {
     "waitTimeout",
     "destroyGraceSeconds",
     "mustRun",
+    "attach",
     "healthcheck",
     "logs",
 }

@@ -67,7 +67,10 @@ def check_pinned_image(resource_type: str, props: Mapping[str, Any]) -> Violatio
 
 def check_restart_and_logs(props: Mapping[str, Any]) -> Violations:
     name, problems = props.get("name"), []
-    if props.get("restart") not in RESTART_POLICIES:
+    # A one-off job (the provider waits for it to exit and leaves it stopped) is not a service:
+    # restarting it after a reboot would run it again.
+    one_off = props.get("attach") is True and props.get("mustRun") is False
+    if not one_off and props.get("restart") not in RESTART_POLICIES:
         problems.append(
             f"{name} has restart={props.get('restart')!r}: it stays down after a reboot"
         )
@@ -178,7 +181,8 @@ ALL_POLICIES = [
     ),
     _resource_policy(
         "restart-and-bounded-logs",
-        "Every container has a restart policy and bounded logs.",
+        "Every service container (not a one-off job) has a restart policy; every container "
+        "has bounded logs.",
         lambda a: check_restart_and_logs(a.props) if a.resource_type == CONTAINER else [],
     ),
     _resource_policy(

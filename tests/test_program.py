@@ -28,6 +28,11 @@ def api(declaration: Declaration) -> DeclaredResource:
     return workers
 
 
+def migrations(declaration: Declaration) -> DeclaredResource:
+    """The one-off `alembic upgrade head` job."""
+    return declaration.by_name("dograh-api-migrations")
+
+
 def envs(container: DeclaredResource) -> dict[str, str]:
     return dict(item.split("=", 1) for item in reveal(container.inputs.get("envs") or []))
 
@@ -72,12 +77,15 @@ def test_dev_stack_declares_every_service_container(dev):
         "ui",
         "gateway",
     )
-    assert set(dev.containers()) == {f"dograh-dev-{service}" for service in services}
+    services_and_migrations = {f"dograh-dev-{service}" for service in services} | {
+        migrations(dev).inputs["name"]
+    }
+    assert set(dev.containers()) == services_and_migrations
     recreate = declare("dev", RECREATE)
     assert set(recreate.containers()) == {
         f"dograh-dev-{service}"
         for service in ("postgres", "redis", "minio", "api", "api-singletons", "ui", "gateway")
-    }
+    } | {migrations(recreate).inputs["name"]}
     # Each generation is a resource of its own; recreate's one api keeps its name.
     assert api(dev).name == f"dograh-api-{generation}-container"
     assert api(recreate).name == "dograh-api-container"
@@ -101,12 +109,14 @@ def test_recreate_changing_workers_changes_only_the_api_and_nginx_containers():
 
 def test_recreate_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_old_address():
     before = declare("dev", RECREATE)
-    after = declare("dev", {**RECREATE, "apiImage": "dograhai/dograh-api:v1.30.0"})
+    after = declare("dev", {**RECREATE, "apiImage": "dograhai/dograh-api:1.46.0"})
     assert changed(before, after) == {
         "dograh-api-image",
         "dograh-api-container",
         "dograh-api-singletons-image",
         "dograh-api-singletons-container",
+        "dograh-api-migrations-image",
+        "dograh-api-migrations",
         "dograh-gateway-container",
     }
     # nginx is tied to the api container it resolved: a new api container id is a new label.
@@ -135,13 +145,15 @@ def test_zero_downtime_changing_workers_starts_a_new_generation_and_reloads_ngin
 
 def test_zero_downtime_image_change_moves_nginx_to_the_new_generation():
     before = declare("dev")
-    after = declare("dev", {"apiImage": "dograhai/dograh-api:v1.30.0"})
+    after = declare("dev", {"apiImage": "dograhai/dograh-api:1.46.0"})
     assert changed(before, after) == {
         "dograh-api-image",
         api(before).name,
         api(after).name,
         "dograh-api-singletons-image",
         "dograh-api-singletons-container",
+        "dograh-api-migrations-image",
+        "dograh-api-migrations",
         "dograh-gateway-reload",
     }
     # The reload runs again for the new api container, and its config names only it.
@@ -201,7 +213,7 @@ def test_generated_secrets_do_not_depend_on_any_setting():
         "dev",
         {
             "fastapiWorkers": "12",
-            "apiImage": "dograhai/dograh-api:v1.31.2",
+            "apiImage": "dograhai/dograh-api:1.46.2",
             "publicHost": "x.example",
         },
     )
@@ -278,7 +290,8 @@ def test_every_container_restarts_logs_boundedly_and_uses_the_explicit_provider(
     providers = dev.custom("pulumi:providers:docker")
     assert len(providers) == 1
     for container in dev.containers().values():
-        assert container.inputs["restart"] == "unless-stopped"
+        one_off = container is migrations(dev)
+        assert container.inputs["restart"] == ("no" if one_off else "unless-stopped")
         assert container.inputs["logDriver"] == "json-file"
         assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}
         assert container.provider.startswith(providers[0].urn)
@@ -326,7 +339,7 @@ def test_the_api_is_wired_from_the_other_components_outputs(dev):
     assert api_env["DATABASE_URL"] == (
         f"postgresql+asyncpg://postgres:{postgres_env['POSTGRES_PASSWORD']}@postgres:5432/postgres"
     )
-    assert api_env["REDIS_URL"] == f"redis://:{redis_env['REDIS_PASSWORD']}@redis:6379"
+    assert api_env["REDIS_URL"] == f"redis://:{redis_env['REDISCLI_AUTH']}@redis:6379"
     assert api_env["MINIO_ENDPOINT"] == "minio:9000"
     assert api_env["MINIO_ACCESS_KEY"] == minio_env["MINIO_ROOT_USER"]
     assert api_env["MINIO_SECRET_KEY"] == minio_env["MINIO_ROOT_PASSWORD"]
@@ -382,6 +395,7 @@ def test_external_services_replace_the_bundled_containers():
     )
     assert set(declaration.containers()) == {
         api(declaration).inputs["name"],
+        migrations(declaration).inputs["name"],
         "dograh-dev-api-singletons",
         "dograh-dev-ui",
         "dograh-dev-gateway",
@@ -431,3 +445,75 @@ def test_prod_stack_runs_turn_over_ssh_with_the_provided_certificate():
         (80, "0.0.0.0"),
         (443, "0.0.0.0"),
     }
+
+
+@pytest.mark.parametrize("settings", [{}, RECREATE])
+def test_migrations_run_once_as_a_job_every_api_container_waits_for(settings):
+    declaration = declare("dev", settings)
+    job = migrations(declaration)
+    inputs = reveal(job.inputs)
+    assert inputs["command"] == ["alembic", "-c", "/app/api/alembic.ini", "upgrade", "head"]
+    # A one-off: the provider waits for it to exit, leaves it stopped, never restarts it.
+    assert (inputs["attach"], inputs["mustRun"], inputs["restart"]) == (True, False, "no")
+    assert set(envs(job)) == {"DATABASE_URL", "REDIS_URL", "ENVIRONMENT", "LOG_LEVEL"}
+    assert envs(job)["DATABASE_URL"] == envs(api(declaration))["DATABASE_URL"]
+    for container in (api(declaration), declaration.containers()["dograh-dev-api-singletons"]):
+        assert job.urn in container.dependencies, container.name
+    # A new release runs it again, beside the old job (a new Docker name, so create-first).
+    newer = migrations(declare("dev", {**settings, "apiImage": "dograhai/dograh-api:1.46.0"}))
+    assert newer.inputs["name"] != job.inputs["name"] and not newer.delete_before_replace
+    # A setting the migrations do not read leaves it alone.
+    more_workers = migrations(declare("dev", {**settings, "fastapiWorkers": "7"}))
+    assert reveal(more_workers.inputs) == inputs
+
+
+def test_an_old_release_runs_its_singletons_in_the_one_api_container_and_says_so():
+    declaration = declare("dev", {**RECREATE, "apiImage": "dograhai/dograh-api:1.44.0"})
+    assert "dograh-dev-api-singletons" not in declaration.containers()
+    env = envs(api(declaration))
+    assert (env["ENABLE_ARI_MANAGER"], env["ENABLE_CAMPAIGN_ORCHESTRATOR"]) == ("true", "true")
+    newest = envs(api(declare("dev", RECREATE)))
+    assert (newest["ENABLE_ARI_MANAGER"], newest["ENABLE_CAMPAIGN_ORCHESTRATOR"]) == (
+        "false",
+        "false",
+    )
+
+
+def test_zero_downtime_with_an_api_release_that_ignores_the_switches_declares_nothing():
+    declaration = declare("dev", {"apiImage": "dograhai/dograh-api:1.44.0"})
+    assert declaration.error is not None and not declaration.resources
+    assert "rolloutStrategy = 'zeroDowntime' needs api release 1.45.0" in declaration.error
+
+
+def test_the_real_containers_needs_are_in_their_environment(dev):
+    api_env = envs(api(dev))
+    assert api_env["ENVIRONMENT"] == "local"  # dev: localhost, no TURN
+    assert api_env["LOG_LEVEL"] == "INFO"
+    assert api_env["UI_APP_URL"] == api_env["PUBLIC_BASE_URL"] == "https://localhost:8443"
+    assert api_env["ENABLE_SIGNUP"] == "true"
+    assert api_env["TELEPHONY_WS_TOKEN_ENFORCE"] == "false"
+    assert len(api_env["TELEPHONY_WS_TOKEN_SECRET"]) == 40
+    assert envs(dev.containers()["dograh-dev-ui"])["HOSTNAME"] == "0.0.0.0"
+    prod = envs(api(declare("dev", {"publicHost": "dograh.example.com", "logLevel": "WARNING"})))
+    assert (prod["ENVIRONMENT"], prod["LOG_LEVEL"]) == ("production", "WARNING")
+
+
+def test_no_secret_is_on_any_command_line(dev):
+    """Command lines show in `ps`, `docker inspect` and the state in plain text."""
+    secrets = {value for container in dev.containers().values() for key, value in
+               envs(container).items() if "PASSWORD" in key or "SECRET" in key or "AUTH" in key}  # fmt: skip
+    assert secrets
+    for container in dev.containers().values():
+        command = " ".join(reveal(container.inputs.get("command") or []))
+        healthcheck = " ".join((reveal(container.inputs.get("healthcheck")) or {}).get("tests", []))
+        for secret in secrets:
+            assert secret not in command and secret not in healthcheck, container.name
+
+
+def test_redis_starts_through_its_image_entrypoint_with_the_password_in_its_config(dev):
+    redis = dev.containers()["dograh-dev-redis"]
+    inputs = reveal(redis.inputs)
+    assert inputs["command"][0] == "redis-server"  # the entrypoint drops to the redis user
+    (config,) = [u for u in inputs["uploads"] if u["file"] == inputs["command"][1]]
+    assert f'requirepass "{envs(redis)["REDISCLI_AUTH"]}"' in config["content"]
+    assert "uploads" in redis.additional_secret_outputs

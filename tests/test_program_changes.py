@@ -21,7 +21,7 @@ def dev(**settings: str) -> Declaration:
 
 def workers_container(declaration: Declaration) -> DeclaredResource:
     (container,) = [r for r in declaration.custom(CONTAINER) if r.name.startswith("dograh-api-")
-                    and "singletons" not in r.name]  # fmt: skip
+                    and "singletons" not in r.name and "migrations" not in r.name]  # fmt: skip
     return container
 
 
@@ -168,11 +168,11 @@ def test_the_last_generation_is_drained_on_the_stacks_docker_host_after_switchin
 
     asked: list[tuple[str, str | None]] = []
 
-    def active_calls(container_name: str, docker_host: str | None) -> int:
+    def probe(container_name: str, docker_host: str | None) -> rollout.CallsProbe:
         asked.append((container_name, docker_host))
-        return 0
+        return rollout.CallsProbe(calls=0)
 
-    monkeypatch.setattr(rollout, "active_calls", active_calls)
+    monkeypatch.setattr(rollout, "probe_active_calls", probe)
     remote = {"docker:host": "ssh://deploy@dograh.example.com"}
     zero_downtime = declare("dev", config={**CONFIG, **remote})
     recreate = declare("dev", config={**CONFIG, **remote, "dograh:rolloutStrategy": "recreate"})
