@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -29,17 +30,24 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ["python3", "ca-certificates"]
 
-# A second api tag, for tests that change the api image, and one that never gets healthy.
-NEXT_API_TAG = "dograhai/dograh-api:v1.30.0"
-UNHEALTHY_API_TAG = "dograhai/dograh-api:v1.31.0-unhealthy"
+# The api stand-in is built once per Dograh release it imitates (build arg DOGRAH_RELEASE):
+# the default, a next one for image-change tests, and older ones whose start script ignores
+# the singleton switches (1.44.0) or has no active-calls endpoint (1.39.0).
+NEXT_API_TAG = "dograhai/dograh-api:1.46.0"
+SWITCHES_IGNORED_API_TAG = "dograhai/dograh-api:1.44.0"
+NO_DRAIN_API_TAG = "dograhai/dograh-api:1.39.0"
+# Dograh also tags each build with its short commit sha: such a reference needs apiRelease.
+COMMIT_API_TAG = "dograhai/dograh-api:0a1b2c3d"
+# Test only: the next release's stand-in built never to get healthy (a rollout that fails).
+UNHEALTHY_API_TAG = "dograhai/dograh-api:1.46.1"
 # A second reference for every other service, the same stand-in, for image-change tests.
 NEXT_TAGS = {
-    "uiImage": "dograhai/dograh-ui:v1.30.0",
+    "uiImage": "dograhai/dograh-ui:1.46.0",
     "postgresImage": "pgvector/pgvector:0.8.1-pg17",
     "redisImage": "redis:7.4.3",
     "minioImage": "minio/minio:RELEASE.2025-05-24T17-08-30Z",
     "nginxImage": "nginx:1.28.0-alpine",
-    "coturnImage": "coturn/coturn:4.8.1",
+    "coturnImage": "coturn/coturn:4.8.1-r0",
 }
 
 
@@ -47,19 +55,54 @@ def _defaults() -> StackSettings:
     return StackSettings()
 
 
+@dataclass(frozen=True)
+class StandinBuild:
+    directory: str
+    tags: list[str]
+    build_args: dict[str, str]
+
+
+def _release_of(tag: str) -> str:
+    return tag.rsplit(":", 1)[1]
+
+
+def standin_builds() -> list[StandinBuild]:
+    """What to build, in order (a stand-in built FROM another comes after it)."""
+    defaults = _defaults()
+    api_releases = [
+        [defaults.api_image],
+        [NEXT_API_TAG, COMMIT_API_TAG],
+        [SWITCHES_IGNORED_API_TAG],
+        [NO_DRAIN_API_TAG],
+    ]
+    return [
+        StandinBuild("postgres", [defaults.postgres_image, NEXT_TAGS["postgresImage"]], {}),
+        StandinBuild("redis", [defaults.redis_image, NEXT_TAGS["redisImage"]], {}),
+        StandinBuild("minio", [defaults.minio_image, NEXT_TAGS["minioImage"]], {}),
+        *(
+            StandinBuild("api", tags, {"DOGRAH_RELEASE": _release_of(tags[0])})
+            for tags in api_releases
+        ),
+        StandinBuild("api-unhealthy", [UNHEALTHY_API_TAG], {}),
+        StandinBuild("ui", [defaults.ui_image, NEXT_TAGS["uiImage"]], {}),
+        StandinBuild("nginx", [defaults.nginx_image, NEXT_TAGS["nginxImage"]], {}),
+        StandinBuild("coturn", [defaults.coturn_image, NEXT_TAGS["coturnImage"]], {}),
+    ]
+
+
 def standin_tags() -> dict[str, list[str]]:
     """Stand-in directory -> the references the program uses for that service."""
-    defaults = _defaults()
-    return {
-        "postgres": [defaults.postgres_image, NEXT_TAGS["postgresImage"]],
-        "redis": [defaults.redis_image, NEXT_TAGS["redisImage"]],
-        "minio": [defaults.minio_image, NEXT_TAGS["minioImage"]],
-        "api": [defaults.api_image, NEXT_API_TAG],
-        "api-unhealthy": [UNHEALTHY_API_TAG],
-        "ui": [defaults.ui_image, NEXT_TAGS["uiImage"]],
-        "nginx": [defaults.nginx_image, NEXT_TAGS["nginxImage"]],
-        "coturn": [defaults.coturn_image, NEXT_TAGS["coturnImage"]],
-    }
+    tags: dict[str, list[str]] = {}
+    for build in standin_builds():
+        tags.setdefault(build.directory, []).extend(build.tags)
+    return tags
+
+
+def _real_images() -> set[str]:
+    """References the tests run from images someone loaded (tests/engine/harness.py): never
+    overwritten with a stand-in."""
+    names = ("DOGRAH_TEST_API_IMAGE", "DOGRAH_TEST_UI_IMAGE")
+    return {os.environ[name] for name in names if os.environ.get(name)}
 
 
 def _files_hash(directory: Path, salt: str) -> str:
@@ -129,19 +172,31 @@ def build_standins(client: docker.DockerClient) -> BuildReport:
     if build_base(client):
         built.append(BASE_TAG)
     hashes = {BASE_TAG: _base_hash()}
-    for name, tags in standin_tags().items():
-        directory = IMAGES_DIR / name
+    real = _real_images()
+    for build in standin_builds():
+        directory = IMAGES_DIR / build.directory
+        tags = [tag for tag in build.tags if tag not in real]
         # A stand-in built FROM another one is rebuilt when that one is.
-        parent = (directory / "Dockerfile").read_text().split("FROM ", 1)[1].split()[0]
-        wanted = _files_hash(directory, hashes[parent])
-        hashes.update(dict.fromkeys(tags, wanted))
-        if all(_label(client, tag) == wanted for tag in tags):
-            cached.append(name)
+        dockerfile = (directory / "Dockerfile").read_text()
+        parent = next(
+            line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")
+        )
+        salt = hashes.get(parent, parent) + repr(sorted(build.build_args.items()))
+        wanted = _files_hash(directory, salt)
+        hashes.update(dict.fromkeys(build.tags, wanted))
+        label = f"{build.directory} {' '.join(build.tags)}"
+        if not tags or all(_label(client, tag) == wanted for tag in tags):
+            cached.append(label)
             continue
         image, _logs = client.images.build(
-            path=str(directory), tag=tags[0], labels={HASH_LABEL: wanted}, rm=True, forcerm=True
+            path=str(directory),
+            tag=tags[0],
+            buildargs=build.build_args or None,
+            labels={HASH_LABEL: wanted},
+            rm=True,
+            forcerm=True,
         )
         for tag in tags[1:]:
             image.tag(*tag.rsplit(":", 1))
-        built.append(name)
+        built.append(label)
     return BuildReport(built=built, cached=cached, seconds=time.monotonic() - started)
