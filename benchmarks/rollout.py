@@ -17,7 +17,7 @@ import json
 import time
 
 from tests.engine.dockerd import docker_engine
-from tests.engine.harness import HTTPS_PORT, EngineStack, fresh_stack
+from tests.engine.harness import EngineStack, fresh_stack
 from tests.engine.images import NEXT_API_TAG, build_standins
 from tests.engine.load import RolloutLoad
 
@@ -34,7 +34,7 @@ def measure(strategy: str, stack: EngineStack) -> dict[str, dict[str, object]]:
     stack.apply(rolloutStrategy=strategy, fastapiWorkers=4, **SETTINGS)
     for label, change in CHANGES:
         started = time.monotonic()
-        with RolloutLoad(HTTPS_PORT, requests_per_second=60, calls=20) as load:
+        with RolloutLoad(stack, requests_per_second=60, calls=20) as load:
             stack.apply(rolloutStrategy=strategy, **SETTINGS, **change)
             report = load.stop()
         results[label] = {**report.as_dict(), "change_s": round(time.monotonic() - started, 1)}

@@ -154,6 +154,13 @@ def _migration_environment(args: ApiArgs) -> dict[str, pulumi.Input[str]]:
 # Migrations run before the workers start: give them time.
 _API_HEALTHCHECK = health_check(_ALL_WORKERS_HEALTHY, start_period_seconds=120)
 
+# With a localhost or private BACKEND_API_ENDPOINT, every /api/v1/health call asks
+# http://cloudflared:2000/metrics for a tunnel URL (api/routes/main.py, 5 s timeout). This stack
+# runs no cloudflared: the name resolves to loopback, so the answer is an immediate refusal
+# rather than a DNS lookup, which stalls for glibc's 5 s retry whenever a query is lost
+# (measured: 2 of 60 health calls through nginx took 5.0 s), longer than a worker's 4 s probe.
+_NO_CLOUDFLARED = {"cloudflared": "127.0.0.1"}
+
 
 class Api(pulumi.ComponentResource):
     worker_ports: pulumi.Output[list[int]]
@@ -185,6 +192,7 @@ class Api(pulumi.ComponentResource):
                 singletons=not args.singletons_apart,
             ),
             healthcheck=_API_HEALTHCHECK,
+            extra_hosts=_NO_CLOUDFLARED,
             ports=[published_port(port, port) for port in ports]
             if args.publish_on_loopback and not args.zero_downtime
             else (),
@@ -274,6 +282,7 @@ class ApiSingletons(pulumi.ComponentResource):
                 # Fixed counts, so a change of fastapiWorkers or arqWorkers leaves it alone.
                 envs=_environment(args, workers=1, arq_workers=1, singletons=True),
                 healthcheck=_API_HEALTHCHECK,
+                extra_hosts=_NO_CLOUDFLARED,
                 destroy_grace_seconds=args.stop_grace_seconds,
                 wait_timeout_seconds=args.health_timeout_seconds,
             ),

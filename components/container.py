@@ -117,6 +117,8 @@ class ContainerSpec:
     volumes: Sequence[docker.ContainerVolumeArgs] = ()
     uploads: Sequence[docker.ContainerUploadArgs] = ()
     labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Host name -> address, written into the container's /etc/hosts.
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
     destroy_grace_seconds: int | None = None
     wait_timeout_seconds: int = 120
     # Containers are deleted before their replacement is created, because Docker refuses two
@@ -165,6 +167,11 @@ def declare_container(
         wait=spec.healthcheck is not None,
         wait_timeout=spec.wait_timeout_seconds if spec.healthcheck is not None else None,
         ports=list(spec.ports) or None,
+        hosts=[
+            docker.ContainerHostArgs(host=host, ip=spec.extra_hosts[host])
+            for host in sorted(spec.extra_hosts)
+        ]
+        or None,
         volumes=list(spec.volumes) or None,
         uploads=list(spec.uploads) or None,
         labels=[

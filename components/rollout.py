@@ -100,6 +100,7 @@ _REPLACING_FIELDS = (
     "volumes",
     "uploads",
     "labels",
+    "extra_hosts",
 )
 
 

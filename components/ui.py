@@ -42,7 +42,6 @@ class Ui(pulumi.ComponentResource):
                 envs={
                     "NODE_ENV": "production",
                     "HOSTNAME": "0.0.0.0",
-                    "PORT": str(UI_PORT),
                     "BACKEND_URL": args.api_url,
                 },
                 healthcheck=health_check(

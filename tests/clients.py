@@ -42,10 +42,16 @@ def http_get(port: int, path: str, host: str = "localhost") -> tuple[int, str, s
         connection.close()
 
 
-class WebSocketCall:
-    """A WebSocket opened through nginx, held like a live call; its first text frame is JSON."""
+# The api stand-in's test-only endpoint (tests/engine/images/api): a WebSocket held open and
+# counted as a live call, as a real call is while its workflow runs.
+HELD_CALL_PATH = "/api/v1/standin-test/held-call"
 
-    def __init__(self, port: int, path: str = "/api/v1/ws/call", host: str = "localhost"):
+
+class WebSocketCall:
+    """A WebSocket opened through nginx, held like a live call; its first text frame is JSON
+    naming the worker port that took it."""
+
+    def __init__(self, port: int, path: str = HELD_CALL_PATH, host: str = "localhost"):
         raw = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.sock = _INSECURE.wrap_socket(raw, server_hostname=host)
         self.sock.sendall(
@@ -70,7 +76,7 @@ class WebSocketCall:
 
     @property
     def worker(self) -> int:
-        return int(self.hello["worker"])
+        return int(self.hello["port"]) - 8000  # UVICORN_BASE_PORT
 
     def _read_exactly(self, count: int) -> bytes:
         data = b""

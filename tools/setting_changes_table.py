@@ -26,7 +26,10 @@ _GENERATION = re.compile(r"^api-[0-9a-f]{6}$")
 
 def _service(resource_name: str) -> str | None:
     """A container resource's service (`dograh-postgres-container` -> postgres), with every
-    api generation as `api-<generation>`; None for what is not a container."""
+    api generation as `api-<generation>`, the migration job as `api-migrate`; None for what
+    is not a container."""
+    if resource_name == "dograh-api-migrations":
+        return "api-migrate"
     if not resource_name.endswith("-container"):
         return None
     service = resource_name.removeprefix("dograh-").removesuffix("-container")
@@ -52,13 +55,17 @@ def _what_happens(row: dict[str, Any]) -> str:
     if row.get("what"):
         return str(row["what"])
     created, deleted = list(row["created"]), list(row["deleted"])
+    replaced = list(row["replaced"])
     parts = []
+    if "api-migrate" in replaced:  # a new job beside the old one, which is removed
+        replaced.remove("api-migrate")
+        parts.append("migrations run again (a new one-off job)")
     if "api-<generation>" in created and "api-<generation>" in deleted:
         parts.append("new api generation beside the old one, which is drained and removed")
         created.remove("api-<generation>")
         deleted.remove("api-<generation>")
-    if row["replaced"]:
-        parts.append("replaced (stopped first): " + ", ".join(row["replaced"]))
+    if replaced:
+        parts.append("replaced (stopped first): " + ", ".join(replaced))
     if row["updated"]:
         parts.append("updated in place: " + ", ".join(row["updated"]))
     if created:

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker
+import requests
 from docker.types import LogConfig
 from google.protobuf import struct_pb2
 from pulumi.runtime.proto import resource_pb2
@@ -63,7 +64,7 @@ STATE_ONLY_TYPES = {
 CONTAINER_INPUTS = {
     "name", "image", "envs", "command", "networksAdvanced", "healthcheck", "wait", "waitTimeout",
     "ports", "volumes", "uploads", "labels", "restart", "logDriver", "logOpts",
-    "destroyGraceSeconds", "mustRun",
+    "destroyGraceSeconds", "mustRun", "attach", "hosts",
 }  # fmt: skip
 
 
@@ -355,9 +356,10 @@ class EngineApplier:
         """What kreuzwerker's resourceDockerContainerRead stores
         (internal/provider/resource_docker_container_funcs.go, v4.5.0): the declared values
         for what it does not read (env, labels, uploads, volumes, networks, grace, wait), and
-        from the engine the health check (durations as Go's time.Duration.String()), the
-        restart policy and, where ports are declared, one entry per published binding sorted
-        by port (flattenContainerPorts)."""
+        from the engine the health check (durations as Go's time.Duration.String()), the extra
+        hosts (flattenExtraHosts), the restart policy, the exit code of a stopped container,
+        and, where ports are declared, one entry per published binding sorted by port
+        (flattenContainerPorts)."""
         attrs = self.client.api.inspect_container(container_id)
         outputs = recorded_state(resource).outputs
         if reveal(resource.inputs).get("ports"):
@@ -385,6 +387,18 @@ class EngineApplier:
                 "retries": int(check.get("Retries") or 0),
             }
         outputs["restart"] = attrs["HostConfig"]["RestartPolicy"]["Name"]
+        if reveal(resource.inputs).get("hosts"):  # flattenExtraHosts: a set, read back
+            outputs["hosts"] = sorted(
+                (
+                    {"host": host, "ip": ip}
+                    for host, _, ip in (
+                        entry.partition(":") for entry in attrs["HostConfig"]["ExtraHosts"] or []
+                    )
+                ),
+                key=lambda item: (item["host"], item["ip"]),
+            )
+        if not attrs["State"]["Running"]:
+            outputs["exitCode"] = attrs["State"]["ExitCode"]
         return outputs
 
     def _record(self, resource: DeclaredResource, container_id: str, error: str | None) -> None:
@@ -446,6 +460,7 @@ class EngineApplier:
             port_bindings=ports or None,
             binds=binds or None,
             restart_policy={"Name": inputs.get("restart", "no")},
+            extra_hosts={item["host"]: item["ip"] for item in inputs.get("hosts") or []} or None,
             log_config=LogConfig(
                 type=inputs.get("logDriver", "json-file"), config=inputs.get("logOpts") or {}
             ),
@@ -487,7 +502,9 @@ class EngineApplier:
             )
         try:
             self.client.api.start(container_id)
-            if inputs.get("wait"):
+            if inputs.get("attach"):
+                self._wait_exited(resource, container_id)
+            elif inputs.get("wait"):
                 self._wait_healthy(resource, container_id, self._create_deadline(resource))
             elif inputs.get("mustRun", True):
                 self._wait_running(resource, container_id)
@@ -545,6 +562,18 @@ class EngineApplier:
             time.sleep(0.5)
         logs = self.client.api.logs(container_id, tail=30).decode(errors="replace")
         raise ApplyError(f"{resource.name} {reason}:\n{logs}")
+
+    def _wait_exited(self, resource: DeclaredResource, container_id: str) -> None:
+        """`attach`: resourceDockerContainerCreate waits for the container to stop running
+        (ContainerWait, WaitConditionNotRunning), within the create timeout, and then reads
+        it. A non-zero exit is no error there: Read only records `exit_code`."""
+        limit = timeout_seconds(resource, "create")
+        try:
+            self.client.api.wait(container_id, timeout=limit, condition="not-running")
+        except requests.exceptions.ReadTimeout:
+            raise ApplyError(
+                f"{resource.name}: the provider's create timeout ({limit}s) cut the wait"
+            ) from None
 
     def _wait_running(self, resource: DeclaredResource, container_id: str) -> None:
         time.sleep(1)

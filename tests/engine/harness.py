@@ -4,18 +4,28 @@
 named `enginetest` so its Docker names cannot meet a developer's own dev stack, and nginx is
 published on 127.0.0.1:18080/18443), applies it with the applier, and talks to it the way a
 user's client does: through nginx.
+
+With DOGRAH_TEST_API_IMAGE (and DOGRAH_TEST_UI_IMAGE) set to images loaded in the engine,
+say Dograh's real ones, the stack runs those instead of the stand-ins (DOGRAH_TEST_API_RELEASE
+gives the release when the reference does not). The tests observe what the real images
+expose, or watch from outside (tests/engine/observe.py); the few that need a stand-in's
+test-only endpoint are marked `standin_only` and say why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import ssl
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
+import pytest
 
 from components.gateway import CERTIFICATE_PATH
 from offline.declare import Declaration, declare, reveal, stack_config
@@ -23,12 +33,29 @@ from tests.clients import WebSocketCall, https_get
 from tests.engine.applier import EngineApplier, Plan
 from tests.engine.dockerd import docker_engine
 from tests.engine.images import BuildReport, build_standins
+from tests.engine.observe import SINGLETON_MODULES, Served, served_requests, singleton_processes
 
 STACK = "enginetest"
-SINGLETONS = ("ari_manager", "campaign_orchestrator")
+SINGLETONS = tuple(SINGLETON_MODULES)
 HTTP_PORT = 18080
 HTTPS_PORT = 18443
 PREFIX = f"dograh-{STACK}"
+# Images to test instead of the stand-ins (Dograh's real ones, loaded in the engine).
+REAL_IMAGES = {
+    key: value
+    for key, value in (
+        ("apiImage", os.environ.get("DOGRAH_TEST_API_IMAGE")),
+        ("apiRelease", os.environ.get("DOGRAH_TEST_API_RELEASE")),
+        ("uiImage", os.environ.get("DOGRAH_TEST_UI_IMAGE")),
+    )
+    if value
+}
+
+
+def standin_only(why: str) -> pytest.MarkDecorator:
+    """For a test that needs what only the api stand-in has (a held call without a
+    workflow, a test-only endpoint): skipped, with the reason, against a real api image."""
+    return pytest.mark.skipif("apiImage" in REAL_IMAGES, reason=f"needs the api stand-in: {why}")
 
 
 def container_name(service: str) -> str:
@@ -45,7 +72,7 @@ class EngineStack:
 
     def declare(self, secrets: dict[str, str] | None = None, **settings: Any) -> Declaration:
         """The dev stack with these settings (and secrets, as if set with --secret)."""
-        overrides = {"httpPort": str(HTTP_PORT), "httpsPort": str(HTTPS_PORT)}
+        overrides = {"httpPort": str(HTTP_PORT), "httpsPort": str(HTTPS_PORT), **REAL_IMAGES}
         overrides.update({key: str(value) for key, value in settings.items()})
         return declare(STACK, config=stack_config("dev", overrides), secrets=secrets)
 
@@ -57,6 +84,12 @@ class EngineStack:
         self.declaration = declaration
         self.settings = {key: str(value) for key, value in settings.items()}
         return plan
+
+    prefix = PREFIX
+
+    @staticmethod
+    def container_name(service: str) -> str:
+        return container_name(service)
 
     @property
     def https_port(self) -> int:
@@ -77,7 +110,7 @@ class EngineStack:
         """`api` means the container running the workers: `api` (recreate) or the running
         `api-<generation>` (zeroDowntime)."""
         if service == "api":
-            pattern = re.compile(rf"^{PREFIX}-api(-[0-9a-f]{{6}})?$")
+            pattern = re.compile(rf"^{PREFIX}-api(-[0-9a-f]{{6}})?$")  # not api-migrate-…
             running = [
                 c for c in self.client.containers.list(filters={"name": f"{PREFIX}-api"})
                 if pattern.match(c.name)
@@ -107,9 +140,23 @@ class EngineStack:
         ]
         return str(pem)
 
+    def served(self, requests: int, path: str = "/api/v1/health") -> list[Served]:
+        """Send `requests` GETs through nginx; which api address and worker port served each,
+        from nginx's access log."""
+        tag = f"probe-{uuid.uuid4().hex[:8]}"
+        statuses = [https_get(self.https_port, f"{path}?{tag}={n}")[0] for n in range(requests)]
+        assert set(statuses) == {200}, statuses
+        return served_requests(self.client, container_name("gateway"), tag, requests)
+
     def workers_answering(self, requests: int) -> set[int]:
-        answers = [self.health() for _ in range(requests)]
-        return {body["worker"] for status, body in answers if status == 200}
+        return {served.worker for served in self.served(requests)}
+
+    def singletons(self) -> Counter[str]:
+        """The singletons running across the stack now (docker top)."""
+        return singleton_processes(self.client, PREFIX)
+
+    def restarts(self, service: str) -> int:
+        return int(self.container(service).attrs["RestartCount"])
 
     def exec(self, service: str, command: str) -> str:
         result = self.container(service).exec_run(["sh", "-c", command])
@@ -118,22 +165,14 @@ class EngineStack:
             raise RuntimeError(f"{command!r} in {service} failed: {output}")
         return output.strip()
 
-    def singleton_conflicts(self, redis: str = "redis", password: str = "") -> dict[str, str]:
-        """How often each stand-in singleton found another copy of itself holding its claim,
-        as counted in `redis` (the service the api uses; `password` for an external one)."""
-        auth = f"REDISCLI_AUTH={password} " if password else ""
-        return {
-            name: self.exec(redis, f"{auth}redis-cli get dograh:singleton:{name}:conflicts") or "0"
-            for name in SINGLETONS
-        }
-
     def psql(self, sql: str) -> str:
         return self.exec(
             "postgres", f'PGPASSWORD="$POSTGRES_PASSWORD" psql -U postgres -d postgres -tAc "{sql}"'
         )
 
     def s3(self, operation: str) -> str:
-        """Run a boto3 call inside the api container with the credentials it was given."""
+        """Run a boto3 call inside the api container with the credentials it was given
+        (Dograh's api image ships boto3, as the stand-in does)."""
         script = (
             "import os, boto3; from botocore.config import Config; "
             "s3 = boto3.client('s3', endpoint_url='http://' + os.environ['MINIO_ENDPOINT'], "

@@ -1,17 +1,32 @@
 """The declared stack on a real Docker engine, end to end.
 
-The scenarios run in order on one stack (module scope): up with 2 workers, change to 4,
-refuse 0, hold 200 calls, lose a worker.
+The scenarios run in order on one stack (module scope): up with 2 workers (migrations once,
+every container healthy, the ui included), change to 4, refuse 0, hold 200 calls, lose a
+worker, drain an old generation whose probe fails, and move to an api release that ignores
+the singleton switches.
 """
 
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+import time
 from collections import Counter
 
+import docker
+import pulumi
 import pytest
 
+from components.rollout import drain_api_generation_hook
+from tests.clients import https_get
 from tests.engine.applier import ApplyError
-from tests.engine.harness import HTTPS_PORT, PREFIX, engine_stack
+from tests.engine.harness import HTTPS_PORT, PREFIX, SINGLETONS, engine_stack, standin_only
+from tests.engine.images import NO_DRAIN_API_TAG, SWITCHES_IGNORED_API_TAG
+from tests.engine.observe import SingletonWatch
 
 DATA_SERVICES = ("postgres", "redis", "minio")
+MARKER_TABLE = "engine_test_marker"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +39,8 @@ def stack():
 @pytest.fixture(scope="module")
 def before_change(stack):
     """What the 2 -> 4 change must keep: data, container ids, secrets."""
-    stack.psql("INSERT INTO calls (note) VALUES ('written before the change')")
+    stack.psql(f"CREATE TABLE {MARKER_TABLE} (note text)")
+    stack.psql(f"INSERT INTO {MARKER_TABLE} (note) VALUES ('written before the change')")
     stack.s3("s3.put_object(Bucket=bucket, Key='calls/before.wav', Body=b'RIFF-before')")
     return {
         "ids": {
@@ -35,19 +51,53 @@ def before_change(stack):
     }
 
 
+def test_migrations_ran_once_in_their_job_before_any_api_container_started(stack):
+    """Dograh's migrations take no lock: the job runs them alone; the api containers then
+    find the database at head. A collision would have crashed one of them (a restart)."""
+    (job,) = stack.client.containers.list(all=True, filters={"name": f"{PREFIX}-api-migrate-"})
+    assert job.attrs["State"]["ExitCode"] == 0, job.logs(tail=20)
+    assert "Running upgrade" in job.logs().decode(errors="replace")
+    job_ended = job.attrs["State"]["FinishedAt"]
+    for service in ("api", "api-singletons"):
+        container = stack.container(service)
+        assert container.attrs["State"]["StartedAt"] > job_ended, service
+        assert stack.restarts(service) == 0, container.logs(tail=30)
+        assert "Running upgrade" not in container.logs().decode(errors="replace"), service
+
+
 def test_two_workers_all_healthy_and_answering_through_nginx(stack):
     for service in (*DATA_SERVICES, "api", "api-singletons", "ui"):
         health = stack.container(service).attrs["State"]["Health"]["Status"]
         assert health == "healthy", service
-    answers = [stack.health() for _ in range(20)]
-    assert {status for status, _ in answers} == {200}
-    assert {body["worker"] for _, body in answers} == {0, 1}
-    assert {body["port"] for _, body in answers} == {8000, 8001}
-    for _, body in answers:
-        assert (body["postgres"], body["redis"], body["s3"]) == ("ok", "ok", "ok")
-        assert body["scheme"] == "https"  # uvicorn trusted nginx's X-Forwarded-Proto
+    status, body = stack.health()
+    assert status == 200 and body["status"] == "ok"
+    assert body["backend_api_endpoint"] == f"https://localhost:{HTTPS_PORT}"
+    served = stack.served(20)
+    assert {s.port for s in served} == {8000, 8001}
+    assert {s.address for s in served} == {
+        network["IPAddress"]
+        for network in stack.container("api").attrs["NetworkSettings"]["Networks"].values()
+    }
 
 
+def test_the_ui_answers_through_nginx_and_reaches_the_api(stack):
+    """Next binds HOSTNAME: the program sets 0.0.0.0, or nothing listens on 127.0.0.1."""
+    status, _ = https_get(HTTPS_PORT, "/")
+    assert status == 200
+
+
+@standin_only("reads the test-only endpoints that report the api's own view")
+def test_the_workers_reach_their_services_and_trust_nginxs_scheme_standin_only(stack):
+    for _ in range(4):
+        status, checks = https_get(HTTPS_PORT, "/api/v1/standin-test/dependencies")
+        assert (status, checks["postgres"], checks["redis"], checks["s3"]) == (
+            200, "ok", "ok", "ok"
+        ), checks  # fmt: skip
+        _, request = https_get(HTTPS_PORT, "/api/v1/standin-test/request")
+        assert request["scheme"] == "https"  # uvicorn trusted nginx's X-Forwarded-Proto
+
+
+@standin_only("a held call without a workflow exists only on the stand-in")
 def test_a_websocket_through_nginx_opens_and_stays_open(stack):
     with stack.calls(1) as (call,):
         assert call.status == 101
@@ -84,7 +134,7 @@ def test_two_to_four_workers_replaces_only_the_api_and_reloads_nginx_and_keeps_d
     assert stack.workers_answering(24) == {0, 1, 2, 3}
     for service, container_id in before_change["ids"].items():
         assert stack.container(service).id == container_id, f"{service} was recreated"
-    assert stack.psql("SELECT note FROM calls") == "written before the change"
+    assert stack.psql(f"SELECT note FROM {MARKER_TABLE}") == "written before the change"
     assert (
         stack.s3(
             "print(s3.get_object(Bucket=bucket, Key='calls/before.wav')['Body'].read().decode())"
@@ -108,6 +158,7 @@ def test_zero_workers_is_refused_and_the_running_stack_is_untouched(stack):
     assert stack.workers_answering(16) == {0, 1, 2, 3}
 
 
+@standin_only("a held call without a workflow exists only on the stand-in")
 def test_two_hundred_calls_spread_evenly_over_four_workers(stack):
     with stack.calls(200) as calls:
         per_worker = Counter(call.worker for call in calls)
@@ -119,8 +170,10 @@ def test_two_hundred_calls_spread_evenly_over_four_workers(stack):
 def test_a_killed_worker_brings_the_api_back_through_its_restart_policy(stack):
     api = stack.container("api")
     restarts_before = api.attrs["RestartCount"]
-    killed = api.exec_run(["pkill", "-KILL", "-f", "uvicorn.*--port 8001"])
-    assert killed.exit_code == 0, "no worker on 8001 to kill"
+    # From outside, as the kernel's OOM killer would: the worker's host pid from docker top.
+    top = api.top(ps_args="-eo pid,args")["Processes"]
+    (pid,) = [int(row[0]) for row in top if "--port 8001" in row[1] and "uvicorn" in row[1]]
+    os.kill(pid, signal.SIGKILL)
     statuses = Counter()
 
     def recovered() -> bool:
@@ -139,3 +192,91 @@ def test_a_killed_worker_brings_the_api_back_through_its_restart_policy(stack):
         + str([(c.name, c.status) for c in stack.client.containers.list(all=True)])
     )
     print(f"requests through nginx while the api restarted: {dict(statuses)}")
+
+
+@standin_only("runs the stand-in of a release without the active-calls endpoint (1.39.0)")
+def test_a_drain_whose_probe_fails_waits_until_the_container_is_gone_or_time_is_up(stack):
+    """A 404 from a release without /api/v1/health/active-calls is "still busy", never
+    "drained": the hook waits out its timeout, and ends early only when the container goes."""
+    network = f"{PREFIX}-net"
+    old = stack.client.containers.run(
+        NO_DRAIN_API_TAG, name="dograh-draintest-api", environment=stack.env("api"),
+        network=network, detach=True,
+    )  # fmt: skip
+    try:
+        assert stack.wait_until(lambda: old.exec_run(["python", "-c", PROBE]).exit_code == 0, 60)
+        drain = _drain_hook(6, poll_seconds=1)
+        started = time.monotonic()
+        drain.callback(_hook_args(old.name))
+        waited = time.monotonic() - started
+        assert waited >= 6, f"an answer of 404 was taken for 'no calls' after {waited:.1f} s"
+
+        drain = _drain_hook(60, poll_seconds=1)
+        threading.Timer(3, lambda: old.remove(force=True)).start()
+        started = time.monotonic()
+        drain.callback(_hook_args(old.name))
+        assert time.monotonic() - started < 20  # gone: nothing left to wait for
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            old.remove(force=True)
+
+
+@standin_only("holds a call without a workflow, which only the stand-in counts")
+def test_a_drain_waits_for_a_live_call_and_stops_waiting_when_it_ends(stack):
+    api = stack.container("api")
+    drain = _drain_hook(60, poll_seconds=0.5)
+    with stack.calls(1) as (call,):
+        threading.Timer(4, call.close).start()
+        started = time.monotonic()
+        drain.callback(_hook_args(api.name))
+        waited = time.monotonic() - started
+    assert 3.5 <= waited < 20, waited
+
+
+def test_an_api_release_that_ignores_the_switches_runs_its_singletons_once(stack):
+    """Before 1.45.0 every api container starts both singletons whatever ENABLE_* says. With
+    such a release (rolloutStrategy=recreate, as the settings require) the program runs no
+    separate singletons container: one copy of each runs, before, during and after the moves
+    to it and back, each in the README's two steps."""
+    assert stack.singletons() == dict.fromkeys(SINGLETONS, 1)
+    moves = [
+        {"enableAriManager": "false", "enableCampaignOrchestrator": "false"},
+        {"rolloutStrategy": "recreate", "apiImage": SWITCHES_IGNORED_API_TAG},
+        {"rolloutStrategy": "recreate"},  # 1.45.0 again, then zeroDowntime
+        {},
+    ]
+    once = dict.fromkeys(SINGLETONS, 1)
+    expected_after = [{}, once, once, once]
+    for settings, expected in zip(moves, expected_after, strict=True):
+        with SingletonWatch(stack.client, PREFIX) as watch:
+            stack.apply(fastapiWorkers=4, **settings)
+            settled = stack.wait_until(lambda: stack.singletons() == expected, 30)  # noqa: B023
+        assert settled, (settings, stack.singletons())
+        assert max(watch.most.values(), default=0) <= 1, (settings, dict(watch.most))
+        if settings.get("apiImage"):
+            assert not stack.client.containers.list(
+                all=True, filters={"name": f"{PREFIX}-api-singletons"}
+            )
+        assert stack.workers_answering(16) == {0, 1, 2, 3}
+
+
+# The first worker answers: the container is up.
+PROBE = (
+    "import os, urllib.request; "
+    "urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['UVICORN_BASE_PORT']}/api/v1/health\")"
+)
+
+
+def _drain_hook(timeout_seconds: int, poll_seconds: float) -> pulumi.ResourceHook:
+    """The program's drain hook, as `pulumi up` would call it on the local Docker host. (A
+    hook registers itself on an event loop when made; this one is never registered.)"""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    return drain_api_generation_hook("drain-test", None, timeout_seconds, poll_seconds)
+
+
+def _hook_args(container_name: str) -> pulumi.ResourceHookArgs:
+    return pulumi.ResourceHookArgs(
+        urn="urn:pulumi:enginetest::dograh::docker:index/container:Container::drain-test",
+        id="", name="drain-test", type="docker:index/container:Container",
+        old_outputs={"name": container_name},
+    )  # fmt: skip
