@@ -236,12 +236,15 @@ def _declare_migrations(
 ) -> pulumi.Resource:
     """`alembic upgrade head` once, before any api container starts: Dograh's migrations take
     no lock (api/alembic/env.py), so two containers migrating one database at once collide
-    (DuplicateTableError). Its Docker name changes with the image and the secrets, so a new
-    release (or a rotated database password) runs it again, beside the old job, which is then
-    removed. The api containers still run the same upgrade when they start: by then it finds
-    the database at head and does nothing. A failed job stops nothing by itself (the provider
-    records the exit code); the api containers' own upgrade then fails the same way, and
-    their health wait fails the update."""
+    (DuplicateTableError). Each job is a resource of its own, `<name>-migrate-<id>`, its id a
+    digest of its spec and the secrets: a new release (or a rotated database password) runs a
+    new job, and the old one, no longer declared, is removed at the end of the update. Like an
+    api generation, a job of a failed update stays in state apart, and rolling the settings
+    back declares the old job again unchanged (one resource whose Docker name changed back
+    would be created while its old half still held that name). The api containers still run
+    the same upgrade when they start: by then it finds the database at head and does nothing.
+    A failed job stops nothing by itself (the provider records the exit code); the api
+    containers' own upgrade then fails the same way, and their health wait fails the update."""
     spec = ContainerSpec(
         service=f"{API_ALIAS}-migrate",
         image=args.image,
@@ -251,18 +254,15 @@ def _declare_migrations(
         run_once=True,
         wait_timeout_seconds=MIGRATE_TIMEOUT_SECONDS,
     )
-    job = replace(
-        spec,
-        service=f"{spec.service}-{generation_id(spec, args.secret_fingerprint)}",
-        create_before_delete=True,
-    )
+    job_id = generation_id(spec, args.secret_fingerprint)
+    job = replace(spec, service=f"{spec.service}-{job_id}", create_before_delete=True)
     return declare_container(
         owner,
         f"{name}-migrations",
         job,
         args.placement,
         depends_on=args.depends_on,
-        resource_name=f"{name}-migrations",
+        resource_name=f"{name}-migrate-{job_id}",
     )
 
 

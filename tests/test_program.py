@@ -30,7 +30,8 @@ def api(declaration: Declaration) -> DeclaredResource:
 
 def migrations(declaration: Declaration) -> DeclaredResource:
     """The one-off `alembic upgrade head` job."""
-    return declaration.by_name("dograh-api-migrations")
+    (job,) = [r for r in declaration.custom(CONTAINER) if r.name.startswith("dograh-api-migrate-")]
+    return job
 
 
 def envs(container: DeclaredResource) -> dict[str, str]:
@@ -116,7 +117,8 @@ def test_recreate_an_api_image_change_also_replaces_nginx_so_it_cannot_keep_the_
         "dograh-api-singletons-image",
         "dograh-api-singletons-container",
         "dograh-api-migrations-image",
-        "dograh-api-migrations",
+        migrations(before).name,
+        migrations(after).name,
         "dograh-gateway-container",
     }
     # nginx is tied to the api container it resolved: a new api container id is a new label.
@@ -153,7 +155,8 @@ def test_zero_downtime_image_change_moves_nginx_to_the_new_generation():
         "dograh-api-singletons-image",
         "dograh-api-singletons-container",
         "dograh-api-migrations-image",
-        "dograh-api-migrations",
+        migrations(before).name,
+        migrations(after).name,
         "dograh-gateway-reload",
     }
     # The reload runs again for the new api container, and its config names only it.

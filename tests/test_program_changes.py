@@ -21,7 +21,7 @@ def dev(**settings: str) -> Declaration:
 
 def workers_container(declaration: Declaration) -> DeclaredResource:
     (container,) = [r for r in declaration.custom(CONTAINER) if r.name.startswith("dograh-api-")
-                    and "singletons" not in r.name and "migrations" not in r.name]  # fmt: skip
+                    and "singletons" not in r.name and "-migrate-" not in r.name]  # fmt: skip
     return container
 
 

@@ -22,13 +22,14 @@ RESULTS_PATH = PROJECT_DIR / "docs" / "setting-changes.json"
 README_PATH = PROJECT_DIR / "README.md"
 START, END = "<!-- setting-changes:start -->", "<!-- setting-changes:end -->"
 _GENERATION = re.compile(r"^api-[0-9a-f]{6}$")
+_MIGRATION_JOB = re.compile(r"^dograh-api-migrate-[0-9a-f]{6}$")
 
 
 def _service(resource_name: str) -> str | None:
     """A container resource's service (`dograh-postgres-container` -> postgres), with every
     api generation as `api-<generation>`, the migration job as `api-migrate`; None for what
     is not a container."""
-    if resource_name == "dograh-api-migrations":
+    if _MIGRATION_JOB.match(resource_name):
         return "api-migrate"
     if not resource_name.endswith("-container"):
         return None
@@ -57,9 +58,10 @@ def _what_happens(row: dict[str, Any]) -> str:
     created, deleted = list(row["created"]), list(row["deleted"])
     replaced = list(row["replaced"])
     parts = []
-    if "api-migrate" in replaced:  # a new job beside the old one, which is removed
-        replaced.remove("api-migrate")
+    if "api-migrate" in created and "api-migrate" in deleted:
         parts.append("migrations run again (a new one-off job)")
+        created.remove("api-migrate")
+        deleted.remove("api-migrate")
     if "api-<generation>" in created and "api-<generation>" in deleted:
         parts.append("new api generation beside the old one, which is drained and removed")
         created.remove("api-<generation>")
