@@ -33,7 +33,13 @@ from tests.clients import WebSocketCall, https_get
 from tests.engine.applier import EngineApplier, Plan
 from tests.engine.dockerd import docker_engine
 from tests.engine.images import BuildReport, build_standins
-from tests.engine.observe import SINGLETON_MODULES, Served, served_requests, singleton_processes
+from tests.engine.observe import (
+    SINGLETON_MODULES,
+    Served,
+    container_addresses,
+    served_requests,
+    singleton_processes,
+)
 
 STACK = "enginetest"
 SINGLETONS = tuple(SINGLETON_MODULES)
@@ -147,6 +153,11 @@ class EngineStack:
         statuses = [https_get(self.https_port, f"{path}?{tag}={n}")[0] for n in range(requests)]
         assert set(statuses) == {200}, statuses
         return served_requests(self.client, container_name("gateway"), tag, requests)
+
+    def serving(self, requests: int = 4) -> set[str]:
+        """The api containers nginx sends requests to now (its access log)."""
+        addresses = container_addresses(self.client, f"{PREFIX}-api")
+        return {addresses.get(s.address, s.address) for s in self.served(requests)}
 
     def workers_answering(self, requests: int) -> set[int]:
         return {served.worker for served in self.served(requests)}

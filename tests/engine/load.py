@@ -79,7 +79,7 @@ class RolloutLoad:
 
     def __enter__(self) -> RolloutLoad:
         self._calls = [WebSocketCall(self.port) for _ in range(self.call_count)]
-        self._first_generation = self.stack.container("api").name
+        (self._first_generation,) = self.stack.serving(1)
         self._served.start()
         self._started = time.monotonic()
         for target in (self._send_requests, self._watch_calls, self._watch_switch):

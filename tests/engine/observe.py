@@ -82,7 +82,7 @@ def singleton_processes(client: docker.DockerClient, prefix: str) -> Counter[str
         except docker.errors.NotFound:
             continue  # removed since the list
         except docker.errors.APIError as error:
-            if "is not running" in str(error):
+            if error.status_code == 409:  # stopping, restarting: no processes to list now
                 continue
             raise
         for _pid, command in processes:
