@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.settings import load_settings
+from components.config import load_settings
 from components.stack import DograhStack, DograhStackArgs
 
 loaded = load_settings()

@@ -92,9 +92,9 @@ def env_list(envs: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Output[str]]:
 
 @dataclass(frozen=True, kw_only=True)
 class Placement:
-    """Where a service runs: the Docker host (provider), the stack network, the name prefix."""
+    """Where a service runs: the stack network and the name prefix. The Docker host is the
+    docker provider every component inherits from the stack (`providers=`)."""
 
-    provider: docker.Provider
     network_name: pulumi.Input[str]
     # Docker names (containers, volumes, network) start with it, so stacks can share a host.
     name_prefix: str
@@ -145,13 +145,12 @@ def declare_container(
     `resource_name` (default `<owner_name>-container`) is the container's Pulumi name, part of
     its URN: a name that changes makes a new resource rather than a replacement.
     """
-    provider = placement.provider
     image = docker.RemoteImage(
         f"{owner_name}-image",
         name=spec.image,
         # Several stacks on one host may share an image: never delete it on replace.
         keep_locally=True,
-        opts=pulumi.ResourceOptions(parent=owner, provider=provider),
+        opts=pulumi.ResourceOptions(parent=owner),
     )
     return docker.Container(
         resource_name or f"{owner_name}-container",
@@ -187,7 +186,6 @@ def declare_container(
         destroy_grace_seconds=spec.destroy_grace_seconds,
         opts=pulumi.ResourceOptions(
             parent=owner,
-            provider=provider,
             delete_before_replace=not spec.create_before_delete,
             replace_on_changes=["healthcheck"],
             depends_on=list(depends_on),
@@ -227,7 +225,7 @@ def data_volume(
     return docker.Volume(
         f"{owner_name}-data",
         name=placement.docker_name(f"{service}-data"),
-        opts=pulumi.ResourceOptions(parent=owner, provider=placement.provider, protect=True),
+        opts=pulumi.ResourceOptions(parent=owner, protect=True),
     )
 
 

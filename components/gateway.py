@@ -62,7 +62,7 @@ class Gateway(pulumi.ComponentResource):
         webroot = docker.Volume(
             f"{name}-acme-webroot",
             name=args.placement.docker_name("acme-webroot"),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.placement.provider),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         labels: dict[str, pulumi.Input[str]] = {}
         uploads = [

@@ -10,7 +10,6 @@ import pulumi_docker as docker
 
 @dataclass(frozen=True, kw_only=True)
 class StackNetworkArgs:
-    provider: docker.Provider
     name_prefix: str
 
 
@@ -28,7 +27,7 @@ class StackNetwork(pulumi.ComponentResource):
             f"{name}-bridge",
             name=f"{args.name_prefix}-net",
             driver="bridge",
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.network_name = network.name
         self.register_outputs({"network_name": self.network_name})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from components.settings import SecretSettings
+from components.config import SecretSettings
 
 # config key -> the child resource's role. Alphanumeric only: these go into URLs and env files.
 GENERATED_SECRETS = {

@@ -1,29 +1,23 @@
-"""The stack's settings: one pydantic model, read from `pulumi config` and validated once.
+"""The stack's settings: one pydantic model, validated once.
 
-Every setting is declared here and in Pulumi.yaml's `config:` block (a test keeps the two in
-step). `load_settings` turns all problems into a single `pulumi.RunError` that names each bad
-key, the value given and what is allowed, before the program declares any resource.
+Every setting is declared here (its `pulumi config` key is the camelCase field name) and in
+Pulumi.yaml's `config:` block (a test keeps the two in step). `validate_settings` reports every
+problem at once, naming the key, the value given and what is allowed; the rules between
+settings, the api release's among them, are in `cross_field_problems`. Reading the values from
+Pulumi is components/config.py's job.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import pulumi
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 PROJECT = "dograh"
 
@@ -123,103 +117,79 @@ Port = Annotated[int, Field(ge=1, le=65535, strict=False)]
 class StackSettings(BaseModel):
     """Plain (non-secret) settings. Field aliases are the `pulumi config` keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # The `pulumi config` keys are the camelCase field names.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, alias_generator=to_camel
+    )
 
     fastapi_workers: int = Field(
         4,
-        alias="fastapiWorkers",
         ge=1,
         le=MAX_FASTAPI_WORKERS,
         description=f"an integer from 1 to {MAX_FASTAPI_WORKERS} (one worker per vCPU)",
     )
-    arq_workers: int = Field(
-        1, alias="arqWorkers", ge=1, le=16, description="an integer from 1 to 16"
-    )
+    arq_workers: int = Field(1, ge=1, le=16, description="an integer from 1 to 16")
     api_image: DograhImage = Field(
         "dograhai/dograh-api:1.45.0",
-        alias="apiImage",
         description="a pinned dograh-api image, release 1.29.0 or newer, tagged X.Y.Z as "
         "Dograh publishes it (or pinned by digest, with apiRelease)",
     )
     api_release: str | None = Field(
         None,
-        alias="apiRelease",
         pattern=r"^\d+\.\d+\.\d+$",
         description="the Dograh release X.Y.Z of apiImage; required when apiImage is pinned "
         "by digest or a commit tag, so the release checks still apply",
     )
     ui_image: DograhImage = Field(
         "dograhai/dograh-ui:1.45.0",
-        alias="uiImage",
         description="a pinned dograh-ui image, tagged X.Y.Z as Dograh publishes it",
     )
     postgres_image: PinnedImage = Field(
         "pgvector/pgvector:0.8.0-pg17",
-        alias="postgresImage",
         description="a pinned image",
     )
-    redis_image: PinnedImage = Field(
-        "redis:7.4.2", alias="redisImage", description="a pinned image"
-    )
+    redis_image: PinnedImage = Field("redis:7.4.2", description="a pinned image")
     minio_image: PinnedImage = Field(
         "minio/minio:RELEASE.2025-04-22T22-12-26Z",
-        alias="minioImage",
         description="a pinned image",
     )
-    nginx_image: PinnedImage = Field(
-        "nginx:1.27.5-alpine", alias="nginxImage", description="a pinned image"
-    )
-    coturn_image: PinnedImage = Field(
-        "coturn/coturn:4.8.0-r1", alias="coturnImage", description="a pinned image"
-    )
+    nginx_image: PinnedImage = Field("nginx:1.27.5-alpine", description="a pinned image")
+    coturn_image: PinnedImage = Field("coturn/coturn:4.8.0-r1", description="a pinned image")
     public_host: HostName = Field(
         "localhost",
-        alias="publicHost",
         description="the host name (or IP) users reach Dograh at",
     )
-    server_ip: IpAddress | None = Field(
-        None, alias="serverIp", description="the host's public IPv4 or IPv6 address"
-    )
+    server_ip: IpAddress | None = Field(None, description="the host's public IPv4 or IPv6 address")
     tls_mode: Literal["selfSigned", "provided"] = Field(
         "selfSigned",
-        alias="tlsMode",
         description="'selfSigned' (generated once) or 'provided' (tlsCertificate + tlsPrivateKey)",
     )
-    http_port: Port = Field(80, alias="httpPort", description="a TCP port from 1 to 65535")
-    https_port: Port = Field(443, alias="httpsPort", description="a TCP port from 1 to 65535")
+    http_port: Port = Field(80, description="a TCP port from 1 to 65535")
+    https_port: Port = Field(443, description="a TCP port from 1 to 65535")
     gateway_bind_address: IpAddress = Field(
         "0.0.0.0",
-        alias="gatewayBindAddress",
         description="the host address nginx publishes 80/443 on",
     )
     publish_internal_on_loopback: bool = Field(
         False,
-        alias="publishInternalOnLoopback",
         description="true or false: also publish postgres, redis, minio and the api on 127.0.0.1",
     )
-    enable_turn: bool = Field(
-        False, alias="enableTurn", description="true or false: run coturn for WebRTC"
-    )
-    enable_ari_manager: bool = Field(True, alias="enableAriManager", description="true or false")
-    enable_campaign_orchestrator: bool = Field(
-        True, alias="enableCampaignOrchestrator", description="true or false"
-    )
+    enable_turn: bool = Field(False, description="true or false: run coturn for WebRTC")
+    enable_ari_manager: bool = Field(True, description="true or false")
+    enable_campaign_orchestrator: bool = Field(True, description="true or false")
     api_stop_grace_seconds: int = Field(
         60,
-        alias="apiStopGraceSeconds",
         ge=0,
         le=3600,
         description="an integer from 0 to 3600 (seconds between SIGTERM and SIGKILL)",
     )
     rollout_strategy: Literal["zeroDowntime", "recreate"] = Field(
         "zeroDowntime",
-        alias="rolloutStrategy",
         description="'zeroDowntime' (new api generation beside the old, nginx reload, drain) "
         "or 'recreate' (replace api and nginx)",
     )
     drain_timeout_seconds: int = Field(
         1200,
-        alias="drainTimeoutSeconds",
         ge=0,
         le=86400,
         description="an integer from 0 to 86400 (how long an old api generation may finish "
@@ -227,7 +197,6 @@ class StackSettings(BaseModel):
     )
     api_health_timeout_seconds: int = Field(
         300,
-        alias="apiHealthTimeoutSeconds",
         ge=10,
         le=3600,
         description="an integer from 10 to 3600 (how long a new api container may take to "
@@ -235,70 +204,42 @@ class StackSettings(BaseModel):
     )
     s3_bucket: str | None = Field(
         None,
-        alias="s3Bucket",
         min_length=3,
         max_length=63,
         description="an S3 bucket name; set it to use external S3 instead of the bundled minio",
     )
-    s3_region: str | None = Field(None, alias="s3Region", description="an AWS region name")
+    s3_region: str | None = Field(None, description="an AWS region name")
     s3_endpoint_url: str | None = Field(
         None,
-        alias="s3EndpointUrl",
         pattern=r"^https?://\S+$",
         description="an http(s):// URL of an S3-compatible endpoint",
     )
     s3_signature_version: Literal["s3v4", "s3"] | None = Field(
         None,
-        alias="s3SignatureVersion",
         description="'s3v4' or 's3' (botocore's signature version; unset: botocore's default)",
     )
     s3_addressing_style: Literal["auto", "path", "virtual"] | None = Field(
         None,
-        alias="s3AddressingStyle",
         description="'auto', 'path' or 'virtual' (unset: auto)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO",
-        alias="logLevel",
         description="'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL' (the api's LOG_LEVEL)",
     )
     api_environment: Literal["local", "production"] | None = Field(
         None,
-        alias="apiEnvironment",
         description="'local' or 'production' (the api's ENVIRONMENT; unset: local for a "
         "localhost or private publicHost without TURN, production otherwise)",
     )
     enable_signup: bool = Field(
         True,
-        alias="enableSignup",
         description="true or false: anyone reaching publicHost may create an account "
         "(turn off once your accounts exist)",
     )
     telephony_ws_token_enforce: bool = Field(
         False,
-        alias="telephonyWsTokenEnforce",
         description="true or false: refuse telephony media sockets without a signed token",
     )
-
-    @model_validator(mode="after")
-    def _turn_needs_public_ip(self) -> StackSettings:
-        if self.enable_turn and self.server_ip is None:
-            raise ValueError("serverIp: required when enableTurn is true (coturn advertises it)")
-        external_s3_only = [
-            alias
-            for alias, value in (
-                ("s3Region", self.s3_region),
-                ("s3EndpointUrl", self.s3_endpoint_url),
-                ("s3SignatureVersion", self.s3_signature_version),
-                ("s3AddressingStyle", self.s3_addressing_style),
-            )
-            if value is not None
-        ]
-        if self.s3_bucket is None and external_s3_only:
-            raise ValueError(f"s3Bucket: required when {' and '.join(external_s3_only)} is set")
-        if self.http_port == self.https_port:
-            raise ValueError("httpsPort: must differ from httpPort")
-        return self
 
     @property
     def public_base_url(self) -> str:
@@ -450,8 +391,6 @@ def _shown(settings: StackSettings, alias: str) -> str:
     return repr(value if not isinstance(value, bool) else str(value).lower())
 
 
-DOCKER_HOST_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
-
 # Settings whose values are secrets: each may be set with `pulumi config set --secret`.
 # Unset generated ones are created once by pulumi-random and kept in state.
 SECRET_KEYS: dict[str, str] = {
@@ -471,28 +410,6 @@ SECRET_KEYS: dict[str, str] = {
     "s3SecretAccessKey": "the secret key for s3Bucket",
     "s3SessionToken": "AWS_SESSION_TOKEN, for temporary s3AccessKeyId credentials",
 }
-
-
-@dataclass(frozen=True)
-class SecretSettings:
-    """Secret settings as Outputs; None where unset."""
-
-    values: dict[str, pulumi.Output[str]]
-
-    def get(self, key: str) -> pulumi.Output[str] | None:
-        return self.values.get(key)
-
-
-@dataclass(frozen=True)
-class LoadedSettings:
-    settings: StackSettings
-    secrets: SecretSettings
-    # The standard `docker:host` / `docker:sshOpts` settings, passed to the explicit provider.
-    docker_host: str | None = None
-    docker_ssh_opts: list[str] | None = None
-    # A one-way digest of the secret settings that are set (never their values): a changed
-    # secret must give the api a new generation name, and names cannot wait for Outputs.
-    secret_fingerprint: str = ""
 
 
 class SettingsError(ValueError):
@@ -541,97 +458,59 @@ def validate_settings(raw: dict[str, Any], secret_keys_present: set[str]) -> Sta
         settings = StackSettings.model_validate(plain)
     except ValidationError as error:
         for item in error.errors():
-            location = item["loc"][0] if item["loc"] else None
-            if location is None:
-                message = str(item.get("ctx", {}).get("error", item["msg"]))
-                setting, _, explanation = message.partition(": ")
-                problems.append(f"{PROJECT}:{setting} {explanation}")
-                continue
-            key = str(location)
+            key = str(item["loc"][0])
             failure = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
             expected = str(failure) if failure is not None else _allowed(key)
             problems.append(
                 f"{PROJECT}:{key} = {plain.get(key)!r} is not allowed; expected {expected}"
             )
     if settings is not None:
-        provided_tls = {"tlsCertificate", "tlsPrivateKey"} & secret_keys_present
-        if settings.tls_mode == "provided" and len(provided_tls) != 2:
-            problems.append(
-                f"{PROJECT}:tlsMode = 'provided' needs both tlsCertificate and tlsPrivateKey "
-                "(pulumi config set --secret)"
-            )
-        if settings.tls_mode == "selfSigned" and provided_tls:
-            problems.append(
-                f"{PROJECT}:tlsCertificate/tlsPrivateKey are set but tlsMode is 'selfSigned'; "
-                "set tlsMode to 'provided' to use them"
-            )
-        problems.extend(release_problems(settings))
-        if settings.s3_bucket is None and "s3SessionToken" in secret_keys_present:
-            problems.append(f"{PROJECT}:s3SessionToken is set but s3Bucket is not")
-        s3_keys = {"s3AccessKeyId", "s3SecretAccessKey"} & secret_keys_present
-        if settings.s3_bucket is not None and len(s3_keys) != 2:
-            problems.append(
-                f"{PROJECT}:s3Bucket = {settings.s3_bucket!r} needs s3AccessKeyId and "
-                "s3SecretAccessKey (pulumi config set --secret)"
-            )
+        problems.extend(cross_field_problems(settings, secret_keys_present))
     if problems:
         raise SettingsError(problems)
     assert settings is not None
     return settings
 
 
-def load_settings() -> LoadedSettings:
-    """Read this stack's configuration once; raise pulumi.RunError on any problem."""
-    config = pulumi.Config(PROJECT)
-    prefix = f"{PROJECT}:"
-    all_keys = {
-        key[len(prefix) :]
-        for key in {
-            *pulumi.runtime.config.CONFIG.get(),
-            *pulumi.runtime.config.get_config_env(),
-        }
-        if key.startswith(prefix)
-    }
-    secrets_present = set(SECRET_KEYS) & all_keys
-    # Secret values are never read as plain strings: only whether they are set.
-    raw = {key: config.get(key) for key in all_keys - secrets_present}
-    problems: list[str] = []
-    for key in sorted(secrets_present):
-        if not pulumi.runtime.config.is_config_secret(f"{prefix}{key}"):
-            problems.append(
-                f"{prefix}{key} is stored in plain text; set it with "
-                f"`pulumi config set --secret {key} ...`"
-            )
-    docker_config = pulumi.Config("docker")
-    docker_host = docker_config.get("host")
-    if docker_host is not None and not docker_host.startswith(DOCKER_HOST_SCHEMES):
+def cross_field_problems(settings: StackSettings, secret_keys_present: set[str]) -> list[str]:
+    """Every rule between settings (and which secrets are set), in one place."""
+    problems = []
+    if settings.enable_turn and settings.server_ip is None:
         problems.append(
-            f"docker:host = {docker_host!r} is not allowed; expected a URL starting with "
-            + " or ".join(DOCKER_HOST_SCHEMES)
+            f"{PROJECT}:serverIp is required when enableTurn is true (coturn advertises it)"
         )
-    try:
-        settings = validate_settings(raw, secrets_present)
-    except SettingsError as error:
-        raise pulumi.RunError(str(SettingsError(problems + error.problems))) from None
-    if problems:
-        raise pulumi.RunError(str(SettingsError(problems)))
-    if settings.fastapi_workers > WORKERS_WITHOUT_WARNING:
-        pulumi.log.warn(
-            f"{prefix}fastapiWorkers = {settings.fastapi_workers}: Dograh's sizing rule is one "
-            f"worker per vCPU, at most {WORKERS_WITHOUT_WARNING} unless profiled, and 300-500 MB "
-            f"of memory per worker ({settings.fastapi_workers * 300}-"
-            f"{settings.fastapi_workers * 500} MB for the api alone)."
+    if settings.http_port == settings.https_port:
+        problems.append(f"{PROJECT}:httpsPort must differ from httpPort")
+    external_s3_only = [
+        key
+        for key, value in (
+            ("s3Region", settings.s3_region),
+            ("s3EndpointUrl", settings.s3_endpoint_url),
+            ("s3SignatureVersion", settings.s3_signature_version),
+            ("s3AddressingStyle", settings.s3_addressing_style),
         )
-    secrets = SecretSettings(
-        {key: value for key in SECRET_KEYS if (value := config.get_secret(key)) is not None}
-    )
-    fingerprint = hashlib.sha256()
-    for key in sorted(secrets_present):
-        fingerprint.update(f"{key}\0{config.get(key)}\0".encode())
-    return LoadedSettings(
-        settings=settings,
-        secrets=secrets,
-        secret_fingerprint=fingerprint.hexdigest()[:12] if secrets_present else "",
-        docker_host=docker_host,
-        docker_ssh_opts=docker_config.get_object("sshOpts"),
-    )
+        if value is not None
+    ]
+    if settings.s3_bucket is None and external_s3_only:
+        problems.append(f"{PROJECT}:s3Bucket required when {' and '.join(external_s3_only)} is set")
+    provided_tls = {"tlsCertificate", "tlsPrivateKey"} & secret_keys_present
+    if settings.tls_mode == "provided" and len(provided_tls) != 2:
+        problems.append(
+            f"{PROJECT}:tlsMode = 'provided' needs both tlsCertificate and tlsPrivateKey "
+            "(pulumi config set --secret)"
+        )
+    if settings.tls_mode == "selfSigned" and provided_tls:
+        problems.append(
+            f"{PROJECT}:tlsCertificate/tlsPrivateKey are set but tlsMode is 'selfSigned'; "
+            "set tlsMode to 'provided' to use them"
+        )
+    problems.extend(release_problems(settings))
+    if settings.s3_bucket is None and "s3SessionToken" in secret_keys_present:
+        problems.append(f"{PROJECT}:s3SessionToken is set but s3Bucket is not")
+    s3_keys = {"s3AccessKeyId", "s3SecretAccessKey"} & secret_keys_present
+    if settings.s3_bucket is not None and len(s3_keys) != 2:
+        problems.append(
+            f"{PROJECT}:s3Bucket = {settings.s3_bucket!r} needs s3AccessKeyId and "
+            "s3SecretAccessKey (pulumi config set --secret)"
+        )
+    return problems

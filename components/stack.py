@@ -8,6 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.api import Api, ApiArgs
+from components.config import LoadedSettings
 from components.container import Placement
 from components.gateway import (
     ACME_WEBROOT,
@@ -22,7 +23,6 @@ from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from components.rendering import GATEWAY_INTERNAL_PORT, GatewayConfig, TurnConfig
 from components.secrets import StackCredentials, StackCredentialsArgs
-from components.settings import LoadedSettings
 from components.tls import GatewayCertificate, GatewayCertificateArgs
 from components.turn import TurnServer, TurnServerArgs
 from components.ui import UI_PORT, Ui, UiArgs
@@ -52,25 +52,23 @@ class DograhStack(pulumi.ComponentResource):
         super().__init__("dograh:index:DograhStack", name, None, opts)
         settings, secrets = args.loaded.settings, args.loaded.secrets
         prefix = args.name_prefix
-        child = pulumi.ResourceOptions(parent=self)
-
         provider = docker.Provider(
             f"{name}-docker-host",
             host=args.loaded.docker_host,
             ssh_opts=args.loaded.docker_ssh_opts,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        # Every docker resource below inherits this provider through its parents.
+        child = pulumi.ResourceOptions(parent=self, providers=[provider])
         network = StackNetwork(
             f"{name}-network",
-            StackNetworkArgs(provider=provider, name_prefix=prefix),
+            StackNetworkArgs(name_prefix=prefix),
             opts=child,
         )
         credentials = StackCredentials(
             f"{name}-credentials", StackCredentialsArgs(overrides=secrets), opts=child
         )
-        placement = Placement(
-            provider=provider, network_name=network.network_name, name_prefix=prefix
-        )
+        placement = Placement(network_name=network.network_name, name_prefix=prefix)
         loopback = settings.publish_internal_on_loopback
         zero_downtime = settings.rollout_strategy == "zeroDowntime"
         release = settings.api_release_number

@@ -26,11 +26,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from components.container import go_duration_string
-from offline.declare import Declaration, DeclaredResource, reveal
-
-CONTAINER = "docker:index/container:Container"
-COMMAND = "command:local:Command"
-DOCKER_PROVIDER = "pulumi:providers:docker"
+from offline.declare import (
+    COMMAND,
+    CONTAINER,
+    DOCKER_PROVIDER,
+    Declaration,
+    DeclaredResource,
+    reveal,
+)
 
 # kreuzwerker resource_docker_container.go: the attributes without ForceNew. Updated in place
 # by resourceDockerContainerUpdate...

@@ -31,6 +31,14 @@ import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "dograh"
+# The resource types the tools and tests look at, by their Pulumi type tokens.
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+DOCKER_PROVIDER = "pulumi:providers:docker"
+COMMAND = "command:local:Command"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 
 
 @dataclass(frozen=True)
@@ -93,28 +101,39 @@ class Declaration:
 
     def containers(self) -> dict[str, DeclaredResource]:
         """Declared containers by their Docker name."""
-        return {r.inputs["name"]: r for r in self.custom("docker:index/container:Container")}
+        return {r.inputs["name"]: r for r in self.custom(CONTAINER)}
+
+
+def _map_secrets(
+    value: Any,
+    is_secret: Callable[[Any], bool],
+    unwrap: Callable[[Any], Any],
+    wrap: Callable[[Any], Any],
+) -> Any:
+    """The one walk over nested values: each secret (as `is_secret` knows it) is unwrapped,
+    walked, and wrapped again with `wrap`."""
+    if is_secret(value):
+        return wrap(_map_secrets(unwrap(value), is_secret, unwrap, wrap))
+    if isinstance(value, dict):
+        return {key: _map_secrets(item, is_secret, unwrap, wrap) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_map_secrets(item, is_secret, unwrap, wrap) for item in value]
+    return value
+
+
+def _is_marked(value: Any) -> bool:
+    return isinstance(value, Secret)
 
 
 def reveal(value: Any) -> Any:
     """The value with secret markers removed (for tests that check wiring)."""
-    if isinstance(value, Secret):
-        return reveal(value.value)
-    if isinstance(value, dict):
-        return {key: reveal(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [reveal(item) for item in value]
-    return value
+    return _map_secrets(value, _is_marked, lambda secret: secret.value, lambda inner: inner)
 
 
 def has_secret(value: Any) -> bool:
-    if isinstance(value, Secret):
-        return True
-    if isinstance(value, dict):
-        return any(has_secret(item) for item in value.values())
-    if isinstance(value, list):
-        return any(has_secret(item) for item in value)
-    return False
+    found: list[bool] = []
+    _map_secrets(value, _is_marked, lambda secret: secret.value, found.append)
+    return bool(found)
 
 
 def _digest(*parts: Any) -> str:
@@ -198,7 +217,7 @@ def declare(
 def _identity(resource_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """The inputs a resource's id depends on: a container updated in place (or whose change
     only lives in state) keeps its id, as it does under the docker provider."""
-    from offline.changes import CONTAINER, CONTAINER_STATE_ONLY, CONTAINER_UPDATED_IN_PLACE
+    from offline.changes import CONTAINER_STATE_ONLY, CONTAINER_UPDATED_IN_PLACE
 
     if resource_type != CONTAINER:
         return inputs
@@ -213,17 +232,17 @@ class _StatefulMocks:
         inputs = dict(args.inputs)
         key = _digest(args.typ, args.name, _plain(_identity(args.typ, inputs)))
         state = dict(inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
+        if args.typ == RANDOM_PASSWORD:
             # Same name and inputs -> same value: what state gives on every later `pulumi up`.
             state["result"] = _digest(args.name, _plain(inputs))[: int(inputs.get("length", 40))]
-        elif args.typ == "docker:index/remoteImage:RemoteImage":
+        elif args.typ == REMOTE_IMAGE:
             state["image_id"] = f"sha256:{_digest(inputs.get('name'))}"
             state["repo_digest"] = f"{inputs.get('name')}@sha256:{_digest(inputs.get('name'))}"
         elif args.typ == "tls:index/privateKey:PrivateKey":
             state["private_key_pem"] = _real_private_key(key)
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
             state["cert_pem"] = _real_self_signed_cert(key, _plain(inputs))
-        elif args.typ == "docker:index/volume:Volume" and "name" not in inputs:
+        elif args.typ == VOLUME and "name" not in inputs:
             state["name"] = f"{args.name}-{key[:8]}"
         return f"{args.name}-{key[:12]}", state
 
@@ -277,25 +296,13 @@ def _real_self_signed_cert(cache_key: str, inputs: dict[str, Any]) -> str:
 def _plain(value: Any) -> Any:
     from pulumi.runtime import rpc
 
-    if rpc.is_rpc_secret(value):
-        return _plain(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+    return _map_secrets(value, rpc.is_rpc_secret, rpc.unwrap_rpc_secret, lambda inner: inner)
 
 
 def _marked(value: Any) -> Any:
     from pulumi.runtime import rpc
 
-    if rpc.is_rpc_secret(value):
-        return Secret(_marked(rpc.unwrap_rpc_secret(value)))
-    if isinstance(value, dict):
-        return {key: _marked(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_marked(item) for item in value]
-    return value
+    return _map_secrets(value, rpc.is_rpc_secret, rpc.unwrap_rpc_secret, Secret)
 
 
 class _WarningCollector(logging.Handler):
@@ -310,64 +317,33 @@ class _WarningCollector(logging.Handler):
 def _declare_in_fresh_context(
     stack: str, config: dict[str, str], secret_keys: list[str], result: Declaration
 ) -> None:
+    """Run the program once under Pulumi's mocks, recording into `result`.
+
+    The one place that uses Pulumi SDK internals, checked against pulumi 3.272.0
+    (requirements.txt): `run_pulumi_func` and `_sync_await` run the program as the CLI's
+    language host would; `SETTINGS.callbacks` holds the resource hooks' callbacks;
+    `get_root_resource` gives the stack's exports.
+    """
     import pulumi
-    from pulumi.runtime import mocks, rpc
+    from pulumi.runtime import mocks
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    class RecordingMonitor(mocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-                result.resources.append(
-                    DeclaredResource(
-                        urn=response.urn,
-                        type=request.type,
-                        name=request.name,
-                        custom=bool(request.custom),
-                        parent=request.parent,
-                        provider=request.provider,
-                        inputs=_marked(inputs),
-                        outputs=_marked(rpc.deserialize_properties(response.object)),
-                        id=response.id,
-                        protect=bool(request.protect),
-                        delete_before_replace=bool(request.deleteBeforeReplace),
-                        replace_on_changes=list(request.replaceOnChanges),
-                        ignore_changes=list(request.ignoreChanges),
-                        additional_secret_outputs=list(request.additionalSecretOutputs),
-                        dependencies=list(request.dependencies),
-                        before_delete_hooks=list(request.hooks.before_delete),
-                        property_dependencies={
-                            key: list(deps.urns)
-                            for key, deps in request.propertyDependencies.items()
-                        },
-                        delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
-                        custom_timeouts={
-                            kind: value
-                            for kind in ("create", "update", "delete")
-                            if (value := getattr(request.customTimeouts, kind))
-                        },
-                    )
-                )
-            return response
-
-        def RegisterResourceHook(self, request: Any) -> Any:
-            servicer = pulumi.runtime.settings.SETTINGS.callbacks
-            result.hooks[request.name] = servicer._callbacks[request.callback.token]
-            return super().RegisterResourceHook(request)
+    def hook_callback(token: str) -> Callable[[bytes], Awaitable[Any]]:
+        return pulumi.runtime.settings.SETTINGS.callbacks._callbacks[token]
 
     logger = logging.getLogger(f"dograh.declare.{id(result)}")
     logger.propagate = False
     logger.addHandler(_WarningCollector(result.warnings))
     pulumi.runtime.set_all_config(config, secret_keys)
+    provider = _StatefulMocks()
     mocks.set_mocks(
-        _StatefulMocks(),  # type: ignore[arg-type]
+        provider,  # type: ignore[arg-type]
         project=PROJECT,
         stack=stack,
         preview=False,
         logger=logger,
-        monitor=RecordingMonitor(_StatefulMocks()),  # type: ignore[arg-type]
+        monitor=_recording_monitor(provider, result, hook_callback),
     )
 
     def program() -> None:
@@ -376,11 +352,62 @@ def _declare_in_fresh_context(
     try:
         _sync_await(run_pulumi_func(program))
         root = pulumi.runtime.settings.get_root_resource()
-        exported = getattr(root, "outputs", {}) or {}
-        for name, value in exported.items():
+        for name, value in (getattr(root, "outputs", {}) or {}).items():
             output = pulumi.Output.from_input(value)
             resolved = _sync_await(output.future())
-            secret = _sync_await(output.is_secret())
-            result.outputs[name] = Secret(resolved) if secret else resolved
+            result.outputs[name] = Secret(resolved) if _sync_await(output.is_secret()) else resolved
     except pulumi.RunError as error:
         result.error = str(error)
+
+
+def _recording_monitor(
+    provider: _StatefulMocks,
+    result: Declaration,
+    hook_callback: Callable[[str], Callable[[bytes], Awaitable[Any]]],
+) -> Any:
+    """Pulumi's mock monitor, keeping each registration's options and each hook's callback."""
+    from pulumi.runtime import mocks, rpc
+
+    class RecordingMonitor(mocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                result.resources.append(_declared(request, response, rpc))
+            return response
+
+        def RegisterResourceHook(self, request: Any) -> Any:
+            result.hooks[request.name] = hook_callback(request.callback.token)
+            return super().RegisterResourceHook(request)
+
+    return RecordingMonitor(provider)  # type: ignore[arg-type]
+
+
+def _declared(request: Any, response: Any, rpc: Any) -> DeclaredResource:
+    inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+    return DeclaredResource(
+        urn=response.urn,
+        type=request.type,
+        name=request.name,
+        custom=bool(request.custom),
+        parent=request.parent,
+        provider=request.provider,
+        inputs=_marked(inputs),
+        outputs=_marked(rpc.deserialize_properties(response.object)),
+        id=response.id,
+        protect=bool(request.protect),
+        delete_before_replace=bool(request.deleteBeforeReplace),
+        replace_on_changes=list(request.replaceOnChanges),
+        ignore_changes=list(request.ignoreChanges),
+        additional_secret_outputs=list(request.additionalSecretOutputs),
+        dependencies=list(request.dependencies),
+        before_delete_hooks=list(request.hooks.before_delete),
+        property_dependencies={
+            key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+        },
+        delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
+        custom_timeouts={
+            kind: value
+            for kind in ("create", "update", "delete")
+            if (value := getattr(request.customTimeouts, kind))
+        },
+    )

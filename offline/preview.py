@@ -23,8 +23,10 @@ from typing import Any
 import yaml
 
 from components.gateway import NGINX_CONFIG_PATH
-from offline.changes import COMMAND, CONTAINER, plan_changes, recorded
+from offline.changes import plan_changes, recorded
 from offline.declare import (
+    COMMAND,
+    CONTAINER,
     PROJECT_DIR,
     Declaration,
     DeclaredResource,

@@ -17,11 +17,10 @@ from offline.changes import (
     plan_changes,
     recorded,
 )
-from offline.declare import Declaration, DeclaredResource, declare, stack_config
+from offline.declare import CONTAINER, Declaration, DeclaredResource, declare, stack_config
 from tests.engine.applier import ApplyError, EngineApplier
 
 CONFIG = stack_config("dev")
-CONTAINER = "docker:index/container:Container"
 
 
 def applied(declaration: Declaration) -> EngineApplier:

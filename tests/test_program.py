@@ -8,11 +8,17 @@ from hypothesis import strategies as st
 
 from components.gateway import API_CONTAINER_LABEL, NGINX_CONFIG_PATH
 from offline.changes import plan_changes, recorded
-from offline.declare import Declaration, DeclaredResource, declare, has_secret, reveal
+from offline.declare import (
+    CONTAINER,
+    VOLUME,
+    Declaration,
+    DeclaredResource,
+    declare,
+    has_secret,
+    reveal,
+)
 from offline.preview import nginx_config
 
-CONTAINER = "docker:index/container:Container"
-VOLUME = "docker:index/volume:Volume"
 UPSTREAM_SERVER = re.compile(
     r"^\s*server ([\w-]+):(\d+) max_fails=3 fail_timeout=10s;$", re.MULTILINE
 )

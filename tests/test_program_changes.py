@@ -4,11 +4,10 @@ and the docker provider's rules), for the defects a home-made diff used to hide.
 import pytest
 
 from offline.changes import cut_by_timeouts, plan_changes, recorded
-from offline.declare import Declaration, DeclaredResource, declare, reveal, stack_config
+from offline.declare import CONTAINER, Declaration, DeclaredResource, declare, reveal, stack_config
 from tests.engine.images import NEXT_API_TAG
 
 CONFIG = stack_config("dev")
-CONTAINER = "docker:index/container:Container"
 DATA_SERVICES = ("postgres", "redis", "minio")
 
 

@@ -45,14 +45,20 @@ from offline.changes import (
     recorded_state,
     timeout_seconds,
 )
-from offline.declare import Declaration, DeclaredResource, reveal
+from offline.declare import (
+    COMMAND,
+    CONTAINER,
+    NETWORK,
+    REMOTE_IMAGE,
+    VOLUME,
+    Declaration,
+    DeclaredResource,
+    reveal,
+)
+from offline.declare import (
+    DOCKER_PROVIDER as PROVIDER,
+)
 
-CONTAINER = "docker:index/container:Container"
-NETWORK = "docker:index/network:Network"
-VOLUME = "docker:index/volume:Volume"
-REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
-PROVIDER = "pulumi:providers:docker"
-COMMAND = "command:local:Command"
 COMMAND_INPUTS = {"create", "stdin", "environment", "triggers"}
 # Resources whose whole life is in Pulumi's state: nothing to do on the engine.
 STATE_ONLY_TYPES = {
