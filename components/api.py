@@ -14,7 +14,7 @@ container, `api-<generation>`, a resource of its own that a change starts beside
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import pulumi
@@ -26,10 +26,77 @@ from components.container import (
     health_check,
     published_port,
 )
-from components.rendering import UVICORN_BASE_PORT, worker_ports
 from components.rollout import drain_api_generation_hook, generation_id
 
 API_ALIAS = "api"
+
+# Dograh's start script binds uvicorn worker i to UVICORN_BASE_PORT + i.
+UVICORN_BASE_PORT = 8000
+
+
+def worker_ports(fastapi_workers: int) -> list[int]:
+    """The ports the api's uvicorn processes listen on: base, base+1, ..., base+N-1."""
+    if fastapi_workers < 1:
+        raise ValueError(f"fastapi_workers must be at least 1, got {fastapi_workers}")
+    return [UVICORN_BASE_PORT + index for index in range(fastapi_workers)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BundledStorage:
+    """The stack's minio (MINIO_*): reached inside the network, its bucket's objects handed to
+    browsers under the public URL."""
+
+    endpoint: pulumi.Input[str]
+    access_key: pulumi.Input[str]
+    secret_key: pulumi.Input[str]
+    bucket: pulumi.Input[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalStorage:
+    """An S3 bucket elsewhere (ENABLE_AWS_S3, S3_*, AWS_* for boto's credential chain)."""
+
+    bucket: str
+    access_key_id: pulumi.Input[str]
+    secret_access_key: pulumi.Input[str]
+    session_token: pulumi.Input[str] | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    signature_version: str | None = None
+    addressing_style: str | None = None
+
+
+def _storage_environment(
+    storage: BundledStorage | ExternalStorage, public_base_url: str
+) -> dict[str, pulumi.Input[str]]:
+    if isinstance(storage, BundledStorage):
+        return {
+            "ENABLE_AWS_S3": "false",
+            "MINIO_ENDPOINT": storage.endpoint,
+            "MINIO_PUBLIC_ENDPOINT": public_base_url,
+            "MINIO_ACCESS_KEY": storage.access_key,
+            "MINIO_SECRET_KEY": storage.secret_key,
+            "MINIO_BUCKET": storage.bucket,
+            "MINIO_SECURE": "false",
+        }
+    envs: dict[str, pulumi.Input[str]] = {
+        "ENABLE_AWS_S3": "true",
+        "S3_BUCKET": storage.bucket,
+        "AWS_ACCESS_KEY_ID": pulumi.Output.secret(storage.access_key_id),
+        "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(storage.secret_access_key),
+    }
+    for key, value in (
+        ("S3_REGION", storage.region),
+        ("S3_ENDPOINT_URL", storage.endpoint_url),
+        ("S3_SIGNATURE_VERSION", storage.signature_version),
+        ("S3_ADDRESSING_STYLE", storage.addressing_style),
+    ):
+        if value is not None:
+            envs[key] = value
+    if storage.session_token is not None:
+        envs["AWS_SESSION_TOKEN"] = pulumi.Output.secret(storage.session_token)
+    return envs
+
 
 # From this release the start script reads ENABLE_ARI_MANAGER / ENABLE_CAMPAIGN_ORCHESTRATOR
 # (Dograh commit a9379406); before it, every api container starts both singletons.
@@ -74,8 +141,7 @@ class ApiArgs:
     # Built from plain host names (see components/postgres.py): never a container's outputs.
     database_url: pulumi.Input[str]
     redis_url: pulumi.Input[str]
-    # MINIO_* for the bundled minio, or ENABLE_AWS_S3 and S3_* for external storage.
-    storage_env: Mapping[str, pulumi.Input[str]]
+    storage: BundledStorage | ExternalStorage
     oss_jwt_secret: pulumi.Input[str]
     devops_secret: pulumi.Input[str]
     telephony_ws_token_secret: pulumi.Input[str]
@@ -130,7 +196,7 @@ def _environment(
         "TELEPHONY_WS_TOKEN_SECRET": pulumi.Output.secret(args.telephony_ws_token_secret),
         "TELEPHONY_WS_TOKEN_ENFORCE": _flag(args.telephony_ws_token_enforce),
         "ENABLE_COTURN": _flag(args.turn_secret is not None),
-        **args.storage_env,
+        **_storage_environment(args.storage, args.public_base_url),
     }
     if args.turn_secret is not None:
         envs["TURN_HOST"] = args.public_host
@@ -163,11 +229,12 @@ _NO_CLOUDFLARED = {"cloudflared": "127.0.0.1"}
 
 
 class Api(pulumi.ComponentResource):
-    worker_ports: pulumi.Output[list[int]]
     container_id: pulumi.Output[str]
-    # The Docker name (and network alias) of the container serving the workers: nginx's
-    # upstream names it. Plain, because the config is rendered before any resource exists.
+    # The Docker name (and network alias) of the container serving the workers.
     upstream_alias: str
+    # Every worker as host:port, for nginx's upstream: the one place the ports are derived.
+    # Plain, because the config is rendered before any resource exists.
+    upstream_servers: list[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Api", name, None, opts)
@@ -224,11 +291,9 @@ class Api(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.upstream_alias = spec.alias
-        self.worker_ports = pulumi.Output.from_input(ports)
+        self.upstream_servers = [f"{spec.alias}:{port}" for port in ports]
         self.container_id = container.id
-        self.register_outputs(
-            {"worker_ports": self.worker_ports, "container_id": self.container_id}
-        )
+        self.register_outputs({"container_id": self.container_id})
 
 
 def _declare_migrations(

@@ -14,7 +14,7 @@ Go's `time.Duration.String()` ("2m0s", not "120s"): anything else is a change on
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -216,6 +216,26 @@ def _carrying_resource_values(spec: ContainerSpec) -> list[str]:
     if any(not isinstance(upload.content, str) for upload in spec.uploads):
         properties.append("uploads")
     return properties
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataServiceArgs:
+    """A bundled data service (postgres, redis) and its volume; with an external URL
+    (externalDatabaseUrl, externalRedisUrl) no container runs and the volume alone is kept."""
+
+    placement: Placement
+    image: str
+    password: pulumi.Input[str]
+    external_url: pulumi.Input[str] | None = None
+    publish_on_loopback: bool = False
+
+
+def service_url(
+    external_url: pulumi.Input[str] | None, bundled: Callable[[], pulumi.Input[str]]
+) -> pulumi.Output[str]:
+    """The URL the api reaches a data service at, secret either way: the external one when
+    set, else the bundled server's (`bundled` declares that server and returns its URL)."""
+    return pulumi.Output.secret(external_url if external_url is not None else bundled())
 
 
 def data_volume(

@@ -42,8 +42,6 @@ class MinioArgs:
 
 
 class Minio(pulumi.ComponentResource):
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
     endpoint: pulumi.Output[str]
     access_key: pulumi.Output[str]
     secret_key: pulumi.Output[str]
@@ -58,16 +56,12 @@ class Minio(pulumi.ComponentResource):
         self.bundled = args.bundled
         if args.bundled:
             self._declare_server(name, args, volume, secret_key)
-        self.host = pulumi.Output.from_input(MINIO_HOST)
-        self.port = pulumi.Output.from_input(MINIO_API_PORT)
-        self.endpoint = pulumi.Output.concat(self.host, ":", str(MINIO_API_PORT))
+        self.endpoint = pulumi.Output.from_input(f"{MINIO_HOST}:{MINIO_API_PORT}")
         self.access_key = pulumi.Output.from_input(MINIO_ROOT_USER)
         self.secret_key = secret_key
         self.bucket = pulumi.Output.from_input(RECORDINGS_BUCKET)
         self.register_outputs(
             {
-                "host": self.host,
-                "port": self.port,
                 "endpoint": self.endpoint,
                 "access_key": self.access_key,
                 "secret_key": self.secret_key,

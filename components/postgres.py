@@ -3,7 +3,6 @@ database replaces it (the data stays for a switch back)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,12 +12,13 @@ import pulumi_docker as docker
 from components.container import (
     DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
-    Placement,
+    DataServiceArgs,
     data_volume,
     declare_container,
     health_check,
     mounted,
     published_port,
+    service_url,
 )
 
 # Reached by this network alias, a plain name, never through the container's outputs: the
@@ -36,45 +36,22 @@ DATA_PATH = "/var/lib/postgresql/data"
 START_SCRIPT = (Path(__file__).parent / "templates" / "postgres-start.sh").read_text()
 
 
-@dataclass(frozen=True, kw_only=True)
-class PostgresArgs:
-    placement: Placement
-    image: str
-    password: pulumi.Input[str]
-    # externalDatabaseUrl: no container, the volume alone is kept.
-    external_url: pulumi.Input[str] | None = None
-    publish_on_loopback: bool = False
-
-
 class Postgres(pulumi.ComponentResource):
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
     database_url: pulumi.Output[str]
 
-    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: DataServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("dograh:index:Postgres", name, None, opts)
         volume = data_volume(self, name, "postgres", args.placement)
-        self.host = pulumi.Output.from_input(POSTGRES_HOST)
-        self.port = pulumi.Output.from_input(POSTGRES_PORT)
-        if args.external_url is not None:
-            self.database_url = pulumi.Output.secret(args.external_url)
-        else:
-            self._declare_server(name, args, volume)
-            self.database_url = pulumi.Output.secret(
-                pulumi.Output.format(
-                    "postgresql+asyncpg://{0}:{1}@{2}:{3}/{4}",
-                    POSTGRES_USER,
-                    pulumi.Output.from_input(args.password).apply(lambda pw: quote(pw, safe="")),
-                    POSTGRES_HOST,
-                    POSTGRES_PORT,
-                    POSTGRES_DB,
-                )
-            )
-        self.register_outputs(
-            {"host": self.host, "port": self.port, "database_url": self.database_url}
+        self.database_url = service_url(
+            args.external_url, lambda: self._declare_server(name, args, volume)
         )
+        self.register_outputs({"database_url": self.database_url})
 
-    def _declare_server(self, name: str, args: PostgresArgs, volume: docker.Volume) -> None:
+    def _declare_server(
+        self, name: str, args: DataServiceArgs, volume: docker.Volume
+    ) -> pulumi.Output[str]:
         declare_container(
             self,
             name,
@@ -96,4 +73,12 @@ class Postgres(pulumi.ComponentResource):
                 else (),
             ),
             args.placement,
+        )
+        return pulumi.Output.format(
+            "postgresql+asyncpg://{0}:{1}@{2}:{3}/{4}",
+            POSTGRES_USER,
+            pulumi.Output.from_input(args.password).apply(lambda pw: quote(pw, safe="")),
+            POSTGRES_HOST,
+            POSTGRES_PORT,
+            POSTGRES_DB,
         )

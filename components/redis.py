@@ -3,7 +3,6 @@ external redis replaces it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import pulumi
@@ -12,12 +11,13 @@ import pulumi_docker as docker
 from components.container import (
     DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
-    Placement,
+    DataServiceArgs,
     data_volume,
     declare_container,
     health_check,
     mounted,
     published_port,
+    service_url,
 )
 
 # Reached by this network alias, a plain name, never through the container's outputs: the
@@ -32,44 +32,23 @@ REDIS_PORT = 6379
 REDIS_CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
 
 
-@dataclass(frozen=True, kw_only=True)
-class RedisArgs:
-    placement: Placement
-    image: str
-    password: pulumi.Input[str]
-    # externalRedisUrl: no container, the volume alone is kept.
-    external_url: pulumi.Input[str] | None = None
-    publish_on_loopback: bool = False
-
-
 class Redis(pulumi.ComponentResource):
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
     redis_url: pulumi.Output[str]
 
-    def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: DataServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("dograh:index:Redis", name, None, opts)
         volume = data_volume(self, name, "redis", args.placement)
-        self.host = pulumi.Output.from_input(REDIS_HOST)
-        self.port = pulumi.Output.from_input(REDIS_PORT)
-        if args.external_url is not None:
-            self.redis_url = pulumi.Output.secret(args.external_url)
-        else:
-            password = pulumi.Output.secret(args.password)
-            self._declare_server(name, args, volume, password)
-            self.redis_url = pulumi.Output.secret(
-                pulumi.Output.format(
-                    "redis://:{0}@{1}:{2}",
-                    password.apply(lambda pw: quote(pw, safe="")),
-                    REDIS_HOST,
-                    REDIS_PORT,
-                )
-            )
-        self.register_outputs({"host": self.host, "port": self.port, "redis_url": self.redis_url})
+        self.redis_url = service_url(
+            args.external_url, lambda: self._declare_server(name, args, volume)
+        )
+        self.register_outputs({"redis_url": self.redis_url})
 
     def _declare_server(
-        self, name: str, args: RedisArgs, volume: docker.Volume, password: pulumi.Output[str]
-    ) -> None:
+        self, name: str, args: DataServiceArgs, volume: docker.Volume
+    ) -> pulumi.Output[str]:
+        password = pulumi.Output.secret(args.password)
         declare_container(
             self,
             name,
@@ -94,6 +73,12 @@ class Redis(pulumi.ComponentResource):
                 ports=[published_port(REDIS_PORT, REDIS_PORT)] if args.publish_on_loopback else (),
             ),
             args.placement,
+        )
+        return pulumi.Output.format(
+            "redis://:{0}@{1}:{2}",
+            password.apply(lambda pw: quote(pw, safe="")),
+            REDIS_HOST,
+            REDIS_PORT,
         )
 
 

@@ -283,7 +283,12 @@ class ReleaseGate:
     applies: Callable[[StackSettings], bool]
     release: Release
     why: str
-    otherwise: str
+    otherwise: str = ""
+
+    @property
+    def alternative(self) -> str:
+        default = self.otherwise or "leave it as it is by default"
+        return f"{default}, or use api release {release_text(self.release)} or newer"
 
 
 RELEASE_GATES = (
@@ -295,66 +300,32 @@ RELEASE_GATES = (
         "switched off in them (ENABLE_ARI_MANAGER / ENABLE_CAMPAIGN_ORCHESTRATOR, read from "
         "1.45.0; older releases always start both: campaigns dialled twice), and the old "
         "generation is drained through /api/v1/health/active-calls (from 1.40.0)",
-        "set rolloutStrategy to 'recreate' (an outage per change), or use api release 1.45.0 "
-        "or newer",
+        "set rolloutStrategy to 'recreate' (an outage per change)",
     ),
-    ReleaseGate(
-        "enableAriManager",
-        lambda s: not s.enable_ari_manager,
-        (1, 45, 0),
-        "older releases start ari_manager whatever ENABLE_ARI_MANAGER says",
-        "leave it true, or use api release 1.45.0 or newer",
+    # (setting, which values need the release, release, why)
+    *(
+        ReleaseGate(key, applies, release, why)
+        for key, applies, release, why in [
+            ("enableAriManager", lambda s: not s.enable_ari_manager, (1, 45, 0),
+             "older releases start ari_manager whatever ENABLE_ARI_MANAGER says"),
+            ("enableCampaignOrchestrator", lambda s: not s.enable_campaign_orchestrator,
+             (1, 45, 0), "older releases start campaign_orchestrator whatever "
+             "ENABLE_CAMPAIGN_ORCHESTRATOR says"),
+            ("telephonyWsTokenEnforce", lambda s: s.telephony_ws_token_enforce, (1, 45, 0),
+             "TELEPHONY_WS_TOKEN_ENFORCE is read from 1.45.0 on"),
+            ("enableSignup", lambda s: not s.enable_signup, (1, 42, 0),
+             "ENABLE_SIGNUP is read from 1.42.0 on; older releases always allow signup"),
+            ("s3EndpointUrl", lambda s: s.s3_endpoint_url is not None, (1, 38, 0),
+             "older releases ignore S3_ENDPOINT_URL and silently write to AWS"),
+            ("s3SignatureVersion", lambda s: s.s3_signature_version is not None, (1, 38, 0),
+             "S3_SIGNATURE_VERSION is read from 1.38.0 on"),
+            ("s3AddressingStyle", lambda s: s.s3_addressing_style is not None, (1, 38, 0),
+             "S3_ADDRESSING_STYLE is read from 1.38.0 on"),
+            ("serverIp", lambda s: s.server_ip is not None, (1, 31, 0),
+             "SERVER_IP is read from 1.31.0 on"),
+        ]
     ),
-    ReleaseGate(
-        "enableCampaignOrchestrator",
-        lambda s: not s.enable_campaign_orchestrator,
-        (1, 45, 0),
-        "older releases start campaign_orchestrator whatever ENABLE_CAMPAIGN_ORCHESTRATOR says",
-        "leave it true, or use api release 1.45.0 or newer",
-    ),
-    ReleaseGate(
-        "telephonyWsTokenEnforce",
-        lambda s: s.telephony_ws_token_enforce,
-        (1, 45, 0),
-        "TELEPHONY_WS_TOKEN_ENFORCE is read from 1.45.0 on",
-        "leave it false, or use api release 1.45.0 or newer",
-    ),
-    ReleaseGate(
-        "enableSignup",
-        lambda s: not s.enable_signup,
-        (1, 42, 0),
-        "ENABLE_SIGNUP is read from 1.42.0 on; older releases always allow signup",
-        "leave it true, or use api release 1.42.0 or newer",
-    ),
-    ReleaseGate(
-        "s3EndpointUrl",
-        lambda s: s.s3_endpoint_url is not None,
-        (1, 38, 0),
-        "older releases ignore S3_ENDPOINT_URL and silently write to AWS",
-        "use AWS S3 without it, or api release 1.38.0 or newer",
-    ),
-    ReleaseGate(
-        "s3SignatureVersion",
-        lambda s: s.s3_signature_version is not None,
-        (1, 38, 0),
-        "S3_SIGNATURE_VERSION is read from 1.38.0 on",
-        "leave it unset, or use api release 1.38.0 or newer",
-    ),
-    ReleaseGate(
-        "s3AddressingStyle",
-        lambda s: s.s3_addressing_style is not None,
-        (1, 38, 0),
-        "S3_ADDRESSING_STYLE is read from 1.38.0 on",
-        "leave it unset, or use api release 1.38.0 or newer",
-    ),
-    ReleaseGate(
-        "serverIp",
-        lambda s: s.server_ip is not None,
-        (1, 31, 0),
-        "SERVER_IP is read from 1.31.0 on",
-        "leave it unset (and enableTurn false), or use api release 1.31.0 or newer",
-    ),
-)
+)  # fmt: skip
 
 
 def release_problems(settings: StackSettings) -> list[str]:
@@ -380,7 +351,7 @@ def release_problems(settings: StackSettings) -> list[str]:
     return [
         f"{PROJECT}:{gate.key} = {_shown(settings, gate.key)} needs api release "
         f"{release_text(gate.release)} or newer, and apiImage is release "
-        f"{release_text(release)}: {gate.why}. Instead: {gate.otherwise}"
+        f"{release_text(release)}: {gate.why}. Instead: {gate.alternative}"
         for gate in RELEASE_GATES
         if gate.applies(settings) and release < gate.release
     ]

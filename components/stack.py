@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.api import Api, ApiArgs
+from components.api import Api, ApiArgs, BundledStorage, ExternalStorage
 from components.config import LoadedSettings
-from components.container import Placement
+from components.container import DataServiceArgs, Placement
 from components.gateway import (
     ACME_WEBROOT,
     CERTIFICATE_PATH,
@@ -19,8 +19,8 @@ from components.gateway import (
 )
 from components.minio import MINIO_API_PORT, MINIO_HOST, Minio, MinioArgs
 from components.network import StackNetwork, StackNetworkArgs
-from components.postgres import Postgres, PostgresArgs
-from components.redis import Redis, RedisArgs
+from components.postgres import Postgres
+from components.redis import Redis
 from components.rendering import GATEWAY_INTERNAL_PORT, GatewayConfig, TurnConfig
 from components.secrets import StackCredentials, StackCredentialsArgs
 from components.tls import GatewayCertificate, GatewayCertificateArgs
@@ -36,7 +36,17 @@ class DograhStackArgs:
     name_prefix: str
 
 
+@dataclass(frozen=True)
+class DataServices:
+    postgres: Postgres
+    redis: Redis
+    minio: Minio
+
+
 class DograhStack(pulumi.ComponentResource):
+    """Reads as the deployment does: the Docker host, the credentials, the data services, the
+    api, the ui, the gateway in front of them, coturn."""
+
     public_url: pulumi.Output[str]
     fastapi_workers: pulumi.Output[int]
     api_upstream: pulumi.Output[list[str]]
@@ -50,56 +60,76 @@ class DograhStack(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("dograh:index:DograhStack", name, None, opts)
-        settings, secrets = args.loaded.settings, args.loaded.secrets
-        prefix = args.name_prefix
+        self._name, self._loaded = name, args.loaded
+        self._settings, self._secrets = args.loaded.settings, args.loaded.secrets
+        self._child = self._docker_host_for_children()
+        placement = self._network(args.name_prefix)
+        self.credentials = StackCredentials(
+            f"{name}-credentials", StackCredentialsArgs(overrides=self._secrets), opts=self._child
+        )
+        data = self._data_services(placement)
+        api = self._api(placement, data)
+        ui = self._ui(placement)
+        certificate = GatewayCertificate(
+            f"{name}-certificate",
+            GatewayCertificateArgs(
+                public_host=self._settings.public_host,
+                provided_certificate=self._secrets.get("tlsCertificate"),
+                provided_private_key=self._secrets.get("tlsPrivateKey"),
+            ),
+            opts=self._child,
+        )
+        gateway = self._gateway(placement, api, ui, data.minio, certificate)
+        if self._settings.enable_turn:
+            self._turn(placement, certificate)
+        self._outputs(api, gateway)
+
+    def _docker_host_for_children(self) -> pulumi.ResourceOptions:
+        """The explicit docker provider (docker:host, docker:sshOpts), which every docker
+        resource below inherits through its parents."""
         provider = docker.Provider(
-            f"{name}-docker-host",
-            host=args.loaded.docker_host,
-            ssh_opts=args.loaded.docker_ssh_opts,
+            f"{self._name}-docker-host",
+            host=self._loaded.docker_host,
+            ssh_opts=self._loaded.docker_ssh_opts,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # Every docker resource below inherits this provider through its parents.
-        child = pulumi.ResourceOptions(parent=self, providers=[provider])
-        network = StackNetwork(
-            f"{name}-network",
-            StackNetworkArgs(name_prefix=prefix),
-            opts=child,
-        )
-        credentials = StackCredentials(
-            f"{name}-credentials", StackCredentialsArgs(overrides=secrets), opts=child
-        )
-        placement = Placement(network_name=network.network_name, name_prefix=prefix)
-        loopback = settings.publish_internal_on_loopback
-        zero_downtime = settings.rollout_strategy == "zeroDowntime"
-        release = settings.api_release_number
-        assert release is not None  # the settings refuse an api image of unknown release
+        return pulumi.ResourceOptions(parent=self, providers=[provider])
 
-        # Data services are declared even when an external one replaces them: their volumes
-        # stay (protected, data kept), so switching to an external URL and back loses nothing.
+    def _network(self, name_prefix: str) -> Placement:
+        network = StackNetwork(
+            f"{self._name}-network", StackNetworkArgs(name_prefix=name_prefix), opts=self._child
+        )
+        return Placement(network_name=network.network_name, name_prefix=name_prefix)
+
+    def _data_services(self, placement: Placement) -> DataServices:
+        """Declared even when an external service replaces one: its volume stays (protected,
+        data kept), so switching to an external URL and back loses nothing."""
+        settings, credentials = self._settings, self.credentials
+        loopback = settings.publish_internal_on_loopback
         postgres = Postgres(
-            f"{name}-postgres",
-            PostgresArgs(
+            f"{self._name}-postgres",
+            DataServiceArgs(
                 placement=placement,
                 image=settings.postgres_image,
                 password=credentials.postgres_password,
-                external_url=secrets.get("externalDatabaseUrl"),
+                external_url=self._secrets.get("externalDatabaseUrl"),
                 publish_on_loopback=loopback,
             ),
-            opts=child,
+            opts=self._child,
         )
         redis = Redis(
-            f"{name}-redis",
-            RedisArgs(
+            f"{self._name}-redis",
+            DataServiceArgs(
                 placement=placement,
                 image=settings.redis_image,
                 password=credentials.redis_password,
-                external_url=secrets.get("externalRedisUrl"),
+                external_url=self._secrets.get("externalRedisUrl"),
                 publish_on_loopback=loopback,
             ),
-            opts=child,
+            opts=self._child,
         )
         minio = Minio(
-            f"{name}-minio",
+            f"{self._name}-minio",
             MinioArgs(
                 placement=placement,
                 image=settings.minio_image,
@@ -107,45 +137,36 @@ class DograhStack(pulumi.ComponentResource):
                 bundled=settings.s3_bucket is None,
                 publish_on_loopback=loopback,
             ),
-            opts=child,
+            opts=self._child,
         )
-        database_url, redis_url = postgres.database_url, redis.redis_url
-        # What the api needs running before it starts.
-        api_needs: list[pulumi.Resource] = [postgres, redis, minio]
+        return DataServices(postgres=postgres, redis=redis, minio=minio)
 
-        storage_env: dict[str, pulumi.Input[str]]
-        if settings.s3_bucket is not None:
-            storage_env = {
-                "ENABLE_AWS_S3": "true",
-                "S3_BUCKET": settings.s3_bucket,
-                "AWS_ACCESS_KEY_ID": pulumi.Output.secret(secrets.values["s3AccessKeyId"]),
-                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(secrets.values["s3SecretAccessKey"]),
-            }
-            if settings.s3_region is not None:
-                storage_env["S3_REGION"] = settings.s3_region
-            for key, value in (
-                ("S3_ENDPOINT_URL", settings.s3_endpoint_url),
-                ("S3_SIGNATURE_VERSION", settings.s3_signature_version),
-                ("S3_ADDRESSING_STYLE", settings.s3_addressing_style),
-            ):
-                if value is not None:
-                    storage_env[key] = value
-            session_token = secrets.get("s3SessionToken")
-            if session_token is not None:
-                storage_env["AWS_SESSION_TOKEN"] = pulumi.Output.secret(session_token)
-        else:
-            storage_env = {
-                "ENABLE_AWS_S3": "false",
-                "MINIO_ENDPOINT": minio.endpoint,
-                "MINIO_PUBLIC_ENDPOINT": settings.public_base_url,
-                "MINIO_ACCESS_KEY": minio.access_key,
-                "MINIO_SECRET_KEY": minio.secret_key,
-                "MINIO_BUCKET": minio.bucket,
-                "MINIO_SECURE": "false",
-            }
+    def _storage(self, minio: Minio) -> BundledStorage | ExternalStorage:
+        settings, secrets = self._settings, self._secrets
+        if settings.s3_bucket is None:
+            return BundledStorage(
+                endpoint=minio.endpoint,
+                access_key=minio.access_key,
+                secret_key=minio.secret_key,
+                bucket=minio.bucket,
+            )
+        return ExternalStorage(
+            bucket=settings.s3_bucket,
+            access_key_id=secrets.values["s3AccessKeyId"],
+            secret_access_key=secrets.values["s3SecretAccessKey"],
+            session_token=secrets.get("s3SessionToken"),
+            region=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url,
+            signature_version=settings.s3_signature_version,
+            addressing_style=settings.s3_addressing_style,
+        )
 
-        api = Api(
-            f"{name}-api",
+    def _api(self, placement: Placement, data: DataServices) -> Api:
+        settings, credentials = self._settings, self.credentials
+        release = settings.api_release_number
+        assert release is not None  # the settings refuse an api image of unknown release
+        return Api(
+            f"{self._name}-api",
             ApiArgs(
                 placement=placement,
                 image=settings.api_image,
@@ -159,9 +180,9 @@ class DograhStack(pulumi.ComponentResource):
                 environment=settings.environment,
                 log_level=settings.log_level,
                 enable_signup=settings.enable_signup,
-                database_url=database_url,
-                redis_url=redis_url,
-                storage_env=storage_env,
+                database_url=data.postgres.database_url,
+                redis_url=data.redis.redis_url,
+                storage=self._storage(data.minio),
                 oss_jwt_secret=credentials.oss_jwt_secret,
                 devops_secret=credentials.devops_secret,
                 telephony_ws_token_secret=credentials.telephony_ws_token_secret,
@@ -170,43 +191,45 @@ class DograhStack(pulumi.ComponentResource):
                 server_ip=settings.server_ip,
                 stop_grace_seconds=settings.api_stop_grace_seconds,
                 health_timeout_seconds=settings.api_health_timeout_seconds,
-                zero_downtime=zero_downtime,
-                secret_fingerprint=args.loaded.secret_fingerprint,
-                docker_host=args.loaded.docker_host,
+                zero_downtime=settings.rollout_strategy == "zeroDowntime",
+                secret_fingerprint=self._loaded.secret_fingerprint,
+                docker_host=self._loaded.docker_host,
                 drain_timeout_seconds=settings.drain_timeout_seconds,
-                publish_on_loopback=loopback,
-                depends_on=api_needs,
+                publish_on_loopback=settings.publish_internal_on_loopback,
+                # What the api needs running before it starts.
+                depends_on=[data.postgres, data.redis, data.minio],
             ),
-            opts=child,
+            opts=self._child,
         )
-        ui = Ui(
-            f"{name}-ui",
+
+    def _ui(self, placement: Placement) -> Ui:
+        return Ui(
+            f"{self._name}-ui",
             # Through nginx's internal port, so the ui follows the api through rollouts.
             UiArgs(
                 placement=placement,
-                image=settings.ui_image,
+                image=self._settings.ui_image,
                 api_url=f"http://gateway:{GATEWAY_INTERNAL_PORT}",
             ),
-            opts=child,
+            opts=self._child,
         )
 
-        certificate = GatewayCertificate(
-            f"{name}-certificate",
-            GatewayCertificateArgs(
-                public_host=settings.public_host,
-                provided_certificate=secrets.get("tlsCertificate"),
-                provided_private_key=secrets.get("tlsPrivateKey"),
-            ),
-            opts=child,
-        )
-        gateway = Gateway(
-            f"{name}-gateway",
+    def _gateway(
+        self,
+        placement: Placement,
+        api: Api,
+        ui: Ui,
+        minio: Minio,
+        certificate: GatewayCertificate,
+    ) -> Gateway:
+        settings = self._settings
+        return Gateway(
+            f"{self._name}-gateway",
             GatewayArgs(
                 placement=placement,
                 image=settings.nginx_image,
                 config=GatewayConfig(
-                    api_host=api.upstream_alias,
-                    fastapi_workers=settings.fastapi_workers,
+                    api_servers=api.upstream_servers,
                     ui_host="ui",
                     ui_port=UI_PORT,
                     minio_host=MINIO_HOST if minio.bundled else None,
@@ -225,32 +248,32 @@ class DograhStack(pulumi.ComponentResource):
                 http_port=settings.http_port,
                 https_port=settings.https_port,
                 upstreams=[api, ui, *([minio] if minio.bundled else [])],
-                reload_in_place=zero_downtime,
-                docker_host=args.loaded.docker_host,
+                reload_in_place=settings.rollout_strategy == "zeroDowntime",
+                docker_host=self._loaded.docker_host,
             ),
-            opts=child,
+            opts=self._child,
         )
 
-        if settings.enable_turn:
-            assert settings.server_ip is not None  # the settings model requires it
-            TurnServer(
-                f"{name}-turn",
-                TurnServerArgs(
-                    placement=placement,
-                    image=settings.coturn_image,
-                    config=TurnConfig(realm=settings.public_host, external_ip=settings.server_ip),
-                    shared_secret=credentials.turn_secret,
-                    certificate_pem=certificate.certificate_pem,
-                    private_key_pem=certificate.private_key_pem,
-                ),
-                opts=child,
-            )
+    def _turn(self, placement: Placement, certificate: GatewayCertificate) -> None:
+        settings = self._settings
+        assert settings.server_ip is not None  # the settings require it with enableTurn
+        TurnServer(
+            f"{self._name}-turn",
+            TurnServerArgs(
+                placement=placement,
+                image=settings.coturn_image,
+                config=TurnConfig(realm=settings.public_host, external_ip=settings.server_ip),
+                shared_secret=self.credentials.turn_secret,
+                certificate_pem=certificate.certificate_pem,
+                private_key_pem=certificate.private_key_pem,
+            ),
+            opts=self._child,
+        )
 
-        self.credentials = credentials
-        self.public_url = pulumi.Output.from_input(settings.public_base_url)
-        self.fastapi_workers = pulumi.Output.from_input(settings.fastapi_workers)
-        alias = api.upstream_alias
-        self.api_upstream = api.worker_ports.apply(lambda ports: [f"{alias}:{p}" for p in ports])
+    def _outputs(self, api: Api, gateway: Gateway) -> None:
+        self.public_url = pulumi.Output.from_input(self._settings.public_base_url)
+        self.fastapi_workers = pulumi.Output.from_input(self._settings.fastapi_workers)
+        self.api_upstream = pulumi.Output.from_input(api.upstream_servers)
         self.nginx_config = gateway.nginx_config
         self.register_outputs(
             {

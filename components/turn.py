@@ -29,8 +29,6 @@ class TurnServerArgs:
 
 
 class TurnServer(pulumi.ComponentResource):
-    listening_port: pulumi.Output[int]
-
     def __init__(
         self,
         name: str,
@@ -83,5 +81,4 @@ class TurnServer(pulumi.ComponentResource):
             ),
             args.placement,
         )
-        self.listening_port = pulumi.Output.from_input(config.listening_port)
-        self.register_outputs({"listening_port": self.listening_port})
+        self.register_outputs({})

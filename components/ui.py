@@ -51,6 +51,4 @@ class Ui(pulumi.ComponentResource):
             ),
             args.placement,
         )
-        self.host = pulumi.Output.from_input("ui")
-        self.port = pulumi.Output.from_input(UI_PORT)
-        self.register_outputs({"host": self.host, "port": self.port})
+        self.register_outputs({})

@@ -6,12 +6,12 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from components.api import worker_ports
 from components.rendering import (
     GatewayConfig,
     TurnConfig,
     render_gateway_config,
     render_turn_config,
-    worker_ports,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -20,8 +20,7 @@ UPSTREAM_SERVER = re.compile(r"^\s*server (\S+):(\d+) max_fails=3 fail_timeout=1
 
 def gateway(workers: int, **changes) -> GatewayConfig:
     values = dict(
-        api_host="api",
-        fastapi_workers=workers,
+        api_servers=[f"api:{port}" for port in worker_ports(workers)],
         ui_host="ui",
         ui_port=3010,
         minio_host="minio",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import docker
 
-from components.rendering import UVICORN_BASE_PORT
+from components.api import UVICORN_BASE_PORT
 
 # One access-log line: the request path and the last upstream tried (after nginx's retries).
 _ACCESS = re.compile(
