@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import pulumi
+import pulumi_command as command
 
 from components.container import (
     ContainerSpec,
@@ -26,7 +27,12 @@ from components.container import (
     health_check,
     published_port,
 )
-from components.rollout import drain_api_generation_hook, generation_id
+from components.rollout import (
+    API_HEALTHY_SCRIPT,
+    docker_cli_environment,
+    drain_api_generation_hook,
+    generation_id,
+)
 
 API_ALIAS = "api"
 
@@ -281,13 +287,27 @@ class Api(pulumi.ComponentResource):
         container = declare_container(
             self, name, spec, args.placement, depends_on=needs, resource_name=resource_name
         )
+        # The singletons come after the workers: when an older release's api (which runs them
+        # itself) is replaced by one that reads the switches, its deletion comes first, so the
+        # two never overlap. With generations, only after the new one is checked healthy: a
+        # retried `pulumi up` clears a failed generation's error without a health check, and
+        # must not go on to replace healthy singletons with the same broken image.
+        ready: pulumi.Resource = container
+        if args.zero_downtime:
+            ready = command.local.Command(
+                f"{name}-healthy",
+                create=API_HEALTHY_SCRIPT,
+                environment={
+                    "API_CONTAINERS": args.placement.docker_name(spec.service),
+                    **docker_cli_environment(args.docker_host),
+                },
+                triggers=[container.id],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         if args.singletons_apart and (args.enable_ari_manager or args.enable_campaign_orchestrator):
-            # After the workers' container: when an older release's api (which runs the
-            # singletons itself) is replaced by one that reads the switches, its deletion
-            # comes first, so the two never overlap.
             ApiSingletons(
                 f"{name}-singletons",
-                replace(args, depends_on=[*needs, container]),
+                replace(args, depends_on=[*needs, ready]),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.upstream_alias = spec.alias

@@ -50,9 +50,10 @@ ACTIVE_CALLS_SCRIPT = (
     "print(total)\n"
 )
 
-# Runs where `pulumi up` runs: switch the gateway only to api containers that are healthy now,
-# and only to a config nginx accepts; then reload.
-RELOAD_GATEWAY_SCRIPT = """set -eu
+# Runs where `pulumi up` runs: the api containers named in $API_CONTAINERS must be healthy
+# now. A retried `pulumi up` clears a failed create's error without checking health again, so
+# whatever must not move to an unhealthy generation (nginx, the singletons) waits for this.
+API_HEALTHY_SCRIPT = """set -eu
 if ! command -v docker >/dev/null 2>&1; then
   echo "rolloutStrategy=zeroDowntime reloads nginx with the docker CLI, which is not installed" \\
        "where pulumi runs; install it or set rolloutStrategy=recreate" >&2
@@ -68,7 +69,13 @@ for api in $API_CONTAINERS; do
     exit 1
   fi
 done
-# A gateway that has just been created waits for its first config (its start script starts
+"""
+
+# Runs where `pulumi up` runs: switch the gateway only to api containers that are healthy now,
+# and only to a config nginx accepts; then reload.
+RELOAD_GATEWAY_SCRIPT = (
+    API_HEALTHY_SCRIPT
+    + """# A gateway that has just been created waits for its first config (its start script starts
 # nginx once the file exists): then wait until nginx runs, rather than reload it.
 docker exec -i -e NGINX_CONFIG="$NGINX_CONFIG" "$GATEWAY_CONTAINER" sh -c '
   set -e
@@ -86,6 +93,7 @@ docker exec -i -e NGINX_CONFIG="$NGINX_CONFIG" "$GATEWAY_CONTAINER" sh -c '
   echo "nginx did not start with the new config; see docker logs $HOSTNAME" >&2
   exit 1'
 """
+)
 
 
 # What the docker provider replaces a container for (every ForceNew input the program sets,

@@ -105,7 +105,8 @@ def _ports(inputs: dict[str, Any]) -> str:
 def nginx_config(declaration: Declaration) -> str | None:
     """nginx's current config: the reload step's stdin, else the gateway's upload."""
     for command in declaration.custom(COMMAND):
-        return str(reveal(command.inputs).get("stdin"))
+        if command.name.endswith("-gateway-reload"):
+            return str(reveal(command.inputs).get("stdin"))
     for container in declaration.custom(CONTAINER):
         for upload in reveal(container.inputs).get("uploads") or []:
             if upload["file"] == NGINX_CONFIG_PATH:

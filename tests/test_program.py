@@ -143,7 +143,13 @@ def test_zero_downtime_changing_workers_starts_a_new_generation_and_reloads_ngin
     six = declare("dev", {"fastapiWorkers": "6"})
     # nginx itself stays: its config is reloaded in place; the singletons are not touched.
     # The new generation is a new resource, the old one is deleted at the end.
-    assert changed(four, six) == {api(four).name, api(six).name, "dograh-gateway-reload"}
+    # The new generation's health is checked again before nginx and the singletons move.
+    assert changed(four, six) == {
+        api(four).name,
+        api(six).name,
+        "dograh-api-healthy",
+        "dograh-gateway-reload",
+    }
     old_name, new_name = api(four).inputs["name"], api(six).inputs["name"]
     assert old_name != new_name  # a new name: created beside the old one, no clash
     new_alias = new_name.removeprefix("dograh-dev-")
@@ -163,6 +169,7 @@ def test_zero_downtime_image_change_moves_nginx_to_the_new_generation():
         "dograh-api-migrations-image",
         migrations(before).name,
         migrations(after).name,
+        "dograh-api-healthy",
         "dograh-gateway-reload",
     }
     # The reload runs again for the new api container, and its config names only it.
@@ -526,3 +533,13 @@ def test_redis_starts_through_its_image_entrypoint_with_the_password_in_its_conf
     (config,) = [u for u in inputs["uploads"] if u["file"] == inputs["command"][1]]
     assert f'requirepass "{envs(redis)["REDISCLI_AUTH"]}"' in config["content"]
     assert "uploads" in redis.additional_secret_outputs
+
+
+def test_the_singletons_move_only_after_the_new_generation_is_checked_healthy(dev):
+    """A retried `pulumi up` clears a failed generation's error without a health check: the
+    singletons wait for a step that checks it, so they are never replaced by a broken image."""
+    gate = dev.by_name("dograh-api-healthy")
+    assert api(dev).id in reveal(gate.inputs["triggers"])
+    assert reveal(gate.inputs["environment"])["API_CONTAINERS"] == api(dev).inputs["name"]
+    singletons = dev.containers()["dograh-dev-api-singletons"]
+    assert gate.urn in singletons.dependencies
