@@ -128,7 +128,8 @@ def test_two_to_four_workers_replaces_only_the_api_and_reloads_nginx_and_keeps_d
     (new_generation,) = planned.names("create")
     assert new_generation != f"dograh-{old_generation}-container"
     assert planned.names("delete") == {f"dograh-{old_generation}-container"}
-    assert planned.names("replace") == {"dograh-gateway-reload"}
+    # The new generation's health checked again, then nginx reloaded, not recreated.
+    assert planned.names("replace") == {"dograh-api-healthy", "dograh-gateway-reload"}
     stack.apply(fastapiWorkers=4)
 
     assert stack.workers_answering(24) == {0, 1, 2, 3}
