@@ -81,8 +81,14 @@ def singleton_processes(client: docker.DockerClient, prefix: str) -> Counter[str
             processes = container.top(ps_args="-eo pid,args").get("Processes") or []
         except docker.errors.NotFound:
             continue  # removed since the list
-        except docker.errors.APIError as error:
-            if error.status_code == 409:  # stopping, restarting: no processes to list now
+        except docker.errors.APIError:
+            # Stopped or restarting since the list (a one-off job ending, a replacement):
+            # nothing runs in it to count; anything else is an error.
+            try:
+                container.reload()
+            except docker.errors.NotFound:
+                continue
+            if container.status != "running":
                 continue
             raise
         for _pid, command in processes:
