@@ -11,6 +11,8 @@ import socket
 import ssl
 from typing import Any
 
+from components.api import UVICORN_BASE_PORT
+
 _INSECURE = ssl._create_unverified_context()  # the stacks under test use self-signed certificates
 
 
@@ -76,7 +78,7 @@ class WebSocketCall:
 
     @property
     def worker(self) -> int:
-        return int(self.hello["port"]) - 8000  # UVICORN_BASE_PORT
+        return int(self.hello["port"]) - UVICORN_BASE_PORT
 
     def _read_exactly(self, count: int) -> bytes:
         data = b""

@@ -48,15 +48,13 @@ from offline.changes import (
 from offline.declare import (
     COMMAND,
     CONTAINER,
+    DOCKER_PROVIDER,
     NETWORK,
     REMOTE_IMAGE,
     VOLUME,
     Declaration,
     DeclaredResource,
     reveal,
-)
-from offline.declare import (
-    DOCKER_PROVIDER as PROVIDER,
 )
 
 COMMAND_INPUTS = {"create", "stdin", "environment", "triggers"}
@@ -280,8 +278,8 @@ class EngineApplier:
                 raise ApplyError(
                     f"image {name} is not on the engine and no registry is reachable"
                 ) from None
-        elif resource.type in STATE_ONLY_TYPES or resource.type == PROVIDER:
-            if resource.type == PROVIDER and reveal(resource.inputs).get("host"):
+        elif resource.type in STATE_ONLY_TYPES or resource.type == DOCKER_PROVIDER:
+            if resource.type == DOCKER_PROVIDER and reveal(resource.inputs).get("host"):
                 raise ApplyError("the engine tests use the local engine; docker:host must be unset")
         else:
             raise ApplyError(f"the applier does not implement {resource.type} ({resource.name})")
@@ -572,7 +570,9 @@ class EngineApplier:
     def _wait_exited(self, resource: DeclaredResource, container_id: str) -> None:
         """`attach`: resourceDockerContainerCreate waits for the container to stop running
         (ContainerWait, WaitConditionNotRunning), within the create timeout, and then reads
-        it. A non-zero exit is no error there: Read only records `exit_code`."""
+        it; a non-zero exit is no error there, resourceDockerContainerRead only records
+        `exit_code` (kreuzwerker internal/provider/resource_docker_container_funcs.go,
+        v4.5.0)."""
         limit = timeout_seconds(resource, "create")
         try:
             self.client.api.wait(container_id, timeout=limit, condition="not-running")

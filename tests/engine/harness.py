@@ -15,7 +15,6 @@ test-only endpoint are marked `standin_only` and say why.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import ssl
 import time
@@ -32,7 +31,7 @@ from offline.declare import Declaration, declare, reveal, stack_config
 from tests.clients import WebSocketCall, https_get
 from tests.engine.applier import EngineApplier, Plan
 from tests.engine.dockerd import docker_engine
-from tests.engine.images import BuildReport, build_standins
+from tests.engine.images import REAL_IMAGES, BuildReport, build_standins
 from tests.engine.observe import (
     SINGLETON_MODULES,
     Served,
@@ -46,16 +45,6 @@ SINGLETONS = tuple(SINGLETON_MODULES)
 HTTP_PORT = 18080
 HTTPS_PORT = 18443
 PREFIX = f"dograh-{STACK}"
-# Images to test instead of the stand-ins (Dograh's real ones, loaded in the engine).
-REAL_IMAGES = {
-    key: value
-    for key, value in (
-        ("apiImage", os.environ.get("DOGRAH_TEST_API_IMAGE")),
-        ("apiRelease", os.environ.get("DOGRAH_TEST_API_RELEASE")),
-        ("uiImage", os.environ.get("DOGRAH_TEST_UI_IMAGE")),
-    )
-    if value
-}
 
 
 def standin_only(why: str) -> pytest.MarkDecorator:

@@ -98,11 +98,17 @@ def standin_tags() -> dict[str, list[str]]:
     return tags
 
 
-def _real_images() -> set[str]:
-    """References the tests run from images someone loaded (tests/engine/harness.py): never
-    overwritten with a stand-in."""
-    names = ("DOGRAH_TEST_API_IMAGE", "DOGRAH_TEST_UI_IMAGE")
-    return {os.environ[name] for name in names if os.environ.get(name)}
+# Images to test instead of the stand-ins (Dograh's real ones, loaded in the engine), as
+# settings: the harness declares the stack with them, and they are never overwritten here.
+REAL_IMAGES = {
+    key: value
+    for key, value in (
+        ("apiImage", os.environ.get("DOGRAH_TEST_API_IMAGE")),
+        ("apiRelease", os.environ.get("DOGRAH_TEST_API_RELEASE")),
+        ("uiImage", os.environ.get("DOGRAH_TEST_UI_IMAGE")),
+    )
+    if value
+}
 
 
 def _files_hash(directory: Path, salt: str) -> str:
@@ -172,7 +178,7 @@ def build_standins(client: docker.DockerClient) -> BuildReport:
     if build_base(client):
         built.append(BASE_TAG)
     hashes = {BASE_TAG: _base_hash()}
-    real = _real_images()
+    real = {REAL_IMAGES.get("apiImage"), REAL_IMAGES.get("uiImage")}
     for build in standin_builds():
         directory = IMAGES_DIR / build.directory
         tags = [tag for tag in build.tags if tag not in real]

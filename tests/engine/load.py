@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tests.clients import WebSocketCall, https_get
+from tests.engine.images import REAL_IMAGES
 from tests.engine.observe import UpstreamFollower
 
 if TYPE_CHECKING:
@@ -57,8 +58,6 @@ class RolloutLoad:
         self.stack = stack
         self.port = stack.https_port
         self.interval = 1 / requests_per_second
-        from tests.engine.harness import REAL_IMAGES
-
         # The held-call endpoint is the stand-in's: against a real api image, requests only.
         self.call_count = 0 if "apiImage" in REAL_IMAGES else calls
         self.calls_end_after = calls_end_after_switch_seconds

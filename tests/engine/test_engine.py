@@ -98,7 +98,7 @@ def test_the_workers_reach_their_services_and_trust_nginxs_scheme_standin_only(s
 
 
 @standin_only("a held call without a workflow exists only on the stand-in")
-def test_a_websocket_through_nginx_opens_and_stays_open(stack):
+def test_a_websocket_through_nginx_opens_and_stays_open_standin_only(stack):
     with stack.calls(1) as (call,):
         assert call.status == 101
         assert call.worker in (0, 1)
@@ -160,7 +160,7 @@ def test_zero_workers_is_refused_and_the_running_stack_is_untouched(stack):
 
 
 @standin_only("a held call without a workflow exists only on the stand-in")
-def test_two_hundred_calls_spread_evenly_over_four_workers(stack):
+def test_two_hundred_calls_spread_evenly_over_four_workers_standin_only(stack):
     with stack.calls(200) as calls:
         per_worker = Counter(call.worker for call in calls)
         assert set(per_worker) == {0, 1, 2, 3}
@@ -196,7 +196,9 @@ def test_a_killed_worker_brings_the_api_back_through_its_restart_policy(stack):
 
 
 @standin_only("runs the stand-in of a release without the active-calls endpoint (1.39.0)")
-def test_a_drain_whose_probe_fails_waits_until_the_container_is_gone_or_time_is_up(stack):
+def test_a_drain_whose_probe_fails_waits_until_the_container_is_gone_or_time_is_up_standin_only(
+    stack,
+):
     """A 404 from a release without /api/v1/health/active-calls is "still busy", never
     "drained": the hook waits out its timeout, and ends early only when the container goes."""
     network = f"{PREFIX}-net"
@@ -223,7 +225,7 @@ def test_a_drain_whose_probe_fails_waits_until_the_container_is_gone_or_time_is_
 
 
 @standin_only("holds a call without a workflow, which only the stand-in counts")
-def test_a_drain_waits_for_a_live_call_and_stops_waiting_when_it_ends(stack):
+def test_a_drain_waits_for_a_live_call_and_stops_waiting_when_it_ends_standin_only(stack):
     api = stack.container("api")
     drain = _drain_hook(60, poll_seconds=0.5)
     with stack.calls(1) as (call,):
@@ -234,7 +236,8 @@ def test_a_drain_waits_for_a_live_call_and_stops_waiting_when_it_ends(stack):
     assert 3.5 <= waited < 20, waited
 
 
-def test_an_api_release_that_ignores_the_switches_runs_its_singletons_once(stack):
+@standin_only("runs the stand-in of 1.44.0, a release that ignores the singleton switches")
+def test_an_api_release_that_ignores_the_switches_runs_its_singletons_once_standin_only(stack):
     """Before 1.45.0 every api container starts both singletons whatever ENABLE_* says. With
     such a release (rolloutStrategy=recreate, as the settings require) the program runs no
     separate singletons container: one copy of each runs, before, during and after the moves

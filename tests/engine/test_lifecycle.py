@@ -36,11 +36,12 @@ from offline.declare import PROJECT_DIR, reveal
 from tests.clients import https_get
 from tests.engine.applier import ApplyError
 from tests.engine.dockerd import restart_engine
-from tests.engine.harness import PREFIX, REAL_IMAGES, EngineStack, engine_stack
+from tests.engine.harness import PREFIX, EngineStack, engine_stack
 from tests.engine.images import (
     COMMIT_API_TAG,
     NEXT_API_TAG,
     NEXT_TAGS,
+    REAL_IMAGES,
     UNHEALTHY_API_TAG,
     standin_tags,
 )

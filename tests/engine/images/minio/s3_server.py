@@ -215,6 +215,17 @@ def _string_set(value: object, where: str) -> list[str]:
     return sorted(set(value))
 
 
+def _element_or_not(fields: dict[str, object], name: str) -> tuple[list[str], list[str]]:
+    """`Action`/`NotAction` (or `Resource`/`NotResource`): exactly one of the two, not empty."""
+    values = _string_set(fields.get(name), name)
+    negated = _string_set(fields.get(f"Not{name}"), f"Not{name}")
+    if not values and not negated:
+        raise _malformed(f"{name} must not be empty")
+    if values and negated:
+        raise _malformed(f"{name} and Not{name} cannot be specified in the same statement")
+    return values, negated
+
+
 def _resource_pattern(resource: str) -> str:
     return resource if resource == "*" else resource[len(ARN_PREFIX) :]
 
@@ -251,24 +262,14 @@ def _statement(raw: object, bucket: str) -> dict[str, object]:
         raise _malformed(f"invalid Principal {principal}")
     statement["Principal"] = {"AWS": principals}
 
-    actions = _string_set(fields.get("Action"), "Action")
-    not_actions = _string_set(fields.get("NotAction"), "NotAction")
-    if not actions and not not_actions:
-        raise _malformed("Action must not be empty")
-    if actions and not_actions:
-        raise _malformed("Action and NotAction cannot be specified in the same statement")
+    actions, not_actions = _element_or_not(fields, "Action")
     known = OBJECT_ACTIONS | BUCKET_ACTIONS
     for action in actions + not_actions:
         if not any(wildcard_match(action, name) for name in known):
             raise _malformed(f"invalid action '{action}'")
     statement["Action" if actions else "NotAction"] = actions or not_actions
 
-    resources = _string_set(fields.get("Resource"), "Resource")
-    not_resources = _string_set(fields.get("NotResource"), "NotResource")
-    if not resources and not not_resources:
-        raise _malformed("Resource must not be empty")
-    if resources and not_resources:
-        raise _malformed("Resource and NotResource cannot be specified in the same statement")
+    resources, not_resources = _element_or_not(fields, "Resource")
     patterns = []
     for resource in resources + not_resources:
         if resource != "*" and not resource.startswith(ARN_PREFIX):

@@ -89,7 +89,7 @@ async def _cloudflared_tunnel() -> str | None:
     return f"https://{match.group(1)}" if match else None
 
 
-async def health(send) -> None:
+async def health(_scope, send) -> None:
     log.debug("Health endpoint called")
     tunnel_url = None
     if _is_local_or_private(c.BACKEND_API_ENDPOINT):
@@ -167,7 +167,5 @@ async def app(scope, receive, send) -> None:
         await send_json(send, 404, {"detail": "Not Found"})
     elif scope["method"] != "GET":
         await send_json(send, 405, {"detail": "Method Not Allowed"})
-    elif handler is active_calls:
-        await active_calls(scope, send)
     else:
-        await handler(send)
+        await handler(scope, send)
