@@ -11,7 +11,9 @@ import socket
 import ssl
 from typing import Any
 
-from components.api import UVICORN_BASE_PORT
+# components.api.UVICORN_BASE_PORT: this module stays standard library only, because the
+# nginx layer's probe (tests/realnginx/probe.py) imports it with nothing but tests/ on its path.
+UVICORN_BASE_PORT = 8000
 
 _INSECURE = ssl._create_unverified_context()  # the stacks under test use self-signed certificates
 

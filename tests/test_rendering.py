@@ -6,7 +6,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.api import worker_ports
+from components.api import UVICORN_BASE_PORT, worker_ports
 from components.rendering import (
     GatewayConfig,
     TurnConfig,
@@ -93,3 +93,9 @@ def test_turn_config_advertises_the_public_ip_and_keeps_the_secret_out():
     assert "use-auth-secret" in text
     assert "min-port=49152" in text and "max-port=49200" in text
     assert "static-auth-secret" not in text
+
+
+def test_the_test_clients_count_workers_from_the_apis_base_port():
+    from tests import clients
+
+    assert clients.UVICORN_BASE_PORT == UVICORN_BASE_PORT
