@@ -28,6 +28,20 @@ MAX_FASTAPI_WORKERS = 64
 
 Release = tuple[int, int, int]
 
+LETS_ENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+# Let's Encrypt allows 5 failed validations per account, hostname and hour
+# (letsencrypt.org/docs/rate-limits, "Authorization Failures per Identifier per Account"): a
+# client retrying a failing challenge more often than this locks itself out.
+LETS_ENCRYPT_MIN_RETRY_SECONDS = 3600 // 5
+# Names no public CA can issue for: special-use and private-use suffixes (RFC 6761 .test
+# .localhost .invalid .example, RFC 6762 .local, RFC 8375 .home.arpa, ICANN's .internal) and
+# names commonly used only inside a network.
+PRIVATE_SUFFIXES = (
+    "localhost", "local", "test", "invalid", "example", "internal", "home.arpa", "lan",
+    "localdomain", "corp", "home",
+)  # fmt: skip
+
 # Multi-worker support (one uvicorn process per port) arrived in Dograh 1.29.0.
 MIN_DOGRAH_RELEASE: Release = (1, 29, 0)
 
@@ -160,9 +174,37 @@ class StackSettings(BaseModel):
         description="the host name (or IP) users reach Dograh at",
     )
     server_ip: IpAddress | None = Field(None, description="the host's public IPv4 or IPv6 address")
-    tls_mode: Literal["selfSigned", "provided"] = Field(
+    tls_mode: Literal["selfSigned", "provided", "letsEncrypt"] = Field(
         "selfSigned",
-        description="'selfSigned' (generated once) or 'provided' (tlsCertificate + tlsPrivateKey)",
+        description="'selfSigned' (generated once), 'provided' (tlsCertificate + "
+        "tlsPrivateKey) or 'letsEncrypt' (issued and renewed by an ACME client, with acmeEmail)",
+    )
+    acme_email: str | None = Field(
+        None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="an e-mail address (the ACME account's contact: expiry and policy notices)",
+    )
+    acme_server: str = Field(
+        LETS_ENCRYPT_PRODUCTION,
+        pattern=r"^https://\S+$",
+        description="an https:// ACME directory URL (Let's Encrypt's production one by default; "
+        f"staging: {LETS_ENCRYPT_STAGING})",
+    )
+    acme_server_ca_certificate: str | None = Field(
+        None,
+        pattern=r"^\s*-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$",
+        description="a PEM CA certificate the ACME client trusts for acmeServer's own HTTPS "
+        "(a private ACME server; unset for Let's Encrypt)",
+    )
+    acme_retry_seconds: int = Field(
+        900,
+        ge=10,
+        le=86400,
+        description="an integer from 10 to 86400 (how long the ACME client waits after a "
+        "failed issuance before it tries again)",
+    )
+    acme_client_image: PinnedImage = Field(
+        "certbot/certbot:v5.6.0", description="a pinned certbot image"
     )
     http_port: Port = Field(80, description="a TCP port from 1 to 65535")
     https_port: Port = Field(443, description="a TCP port from 1 to 65535")
@@ -263,6 +305,22 @@ class StackSettings(BaseModel):
             return self.api_environment
         local = not self.enable_turn and _is_local_or_private(self.public_host)
         return "local" if local else "production"
+
+
+def public_certificate_problem(host: str) -> str | None:
+    """Why `host` cannot get a publicly trusted certificate over HTTP-01, or None."""
+    try:
+        ipaddress.ip_address(host)
+        return "it is an IP address; ACME HTTP-01 certificates here are issued for DNS names"
+    except ValueError:
+        pass
+    name = host.lower().rstrip(".")
+    suffix = next((s for s in PRIVATE_SUFFIXES if name == s or name.endswith(f".{s}")), None)
+    if suffix is not None:
+        return f"names under .{suffix} are private or reserved; no public CA issues for them"
+    if "." not in name:
+        return "a single-label name is not in public DNS"
+    return None
 
 
 def _is_local_or_private(host: str) -> bool:
@@ -470,11 +528,12 @@ def cross_field_problems(settings: StackSettings, secret_keys_present: set[str])
             f"{PROJECT}:tlsMode = 'provided' needs both tlsCertificate and tlsPrivateKey "
             "(pulumi config set --secret)"
         )
-    if settings.tls_mode == "selfSigned" and provided_tls:
+    if settings.tls_mode != "provided" and provided_tls:
         problems.append(
-            f"{PROJECT}:tlsCertificate/tlsPrivateKey are set but tlsMode is 'selfSigned'; "
-            "set tlsMode to 'provided' to use them"
+            f"{PROJECT}:tlsCertificate/tlsPrivateKey are set but tlsMode is "
+            f"{settings.tls_mode!r}; set tlsMode to 'provided' to use them, or remove them"
         )
+    problems.extend(_lets_encrypt_problems(settings))
     problems.extend(release_problems(settings))
     if settings.s3_bucket is None and "s3SessionToken" in secret_keys_present:
         problems.append(f"{PROJECT}:s3SessionToken is set but s3Bucket is not")
@@ -483,5 +542,33 @@ def cross_field_problems(settings: StackSettings, secret_keys_present: set[str])
         problems.append(
             f"{PROJECT}:s3Bucket = {settings.s3_bucket!r} needs s3AccessKeyId and "
             "s3SecretAccessKey (pulumi config set --secret)"
+        )
+    return problems
+
+
+def _lets_encrypt_problems(settings: StackSettings) -> list[str]:
+    if settings.tls_mode != "letsEncrypt":
+        return []
+    problems = []
+    why_not = public_certificate_problem(settings.public_host)
+    if why_not is not None:
+        problems.append(
+            f"{PROJECT}:tlsMode = 'letsEncrypt' needs a public DNS name in publicHost, and "
+            f"publicHost = {settings.public_host!r}: {why_not}. Point a public name at this "
+            "host, or use tlsMode 'selfSigned' or 'provided'"
+        )
+    if settings.acme_email is None:
+        problems.append(
+            f"{PROJECT}:acmeEmail is required with tlsMode = 'letsEncrypt' (the ACME account's "
+            "contact for expiry and policy notices)"
+        )
+    if (
+        settings.acme_server in (LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING)
+        and settings.acme_retry_seconds < LETS_ENCRYPT_MIN_RETRY_SECONDS
+    ):
+        problems.append(
+            f"{PROJECT}:acmeRetrySeconds = {settings.acme_retry_seconds} would retry a failing "
+            "challenge more than 5 times an hour, Let's Encrypt's limit of failed validations "
+            f"per hostname; use {LETS_ENCRYPT_MIN_RETRY_SECONDS} or more"
         )
     return problems

@@ -236,6 +236,8 @@ PUBLISHED_TAG_SCHEMES = {
     "minioImage": r"^minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$",
     "nginxImage": r"^nginx:\d+\.\d+\.\d+-alpine$",
     "coturnImage": r"^coturn/coturn:\d+\.\d+\.\d+-r\d+$",
+    # certbot's tools/docker/deploy_manifests.sh @v5.6.0: images tagged vX.Y.Z.
+    "acmeClientImage": r"^certbot/certbot:v\d+\.\d+\.\d+$",
 }
 
 
@@ -243,3 +245,69 @@ PUBLISHED_TAG_SCHEMES = {
 def test_every_default_image_is_spelt_as_its_publisher_tags_releases(key):
     default = StackSettings().model_dump(by_alias=True)[key]
     assert re.match(PUBLISHED_TAG_SCHEMES[key], default), default
+
+
+LETS_ENCRYPT = {"tlsMode": "letsEncrypt", "acmeEmail": "ops@example.org"}
+
+
+@pytest.mark.parametrize(
+    "host, reason",
+    [
+        ("localhost", "names under .localhost are private"),
+        ("dograh.localhost", "names under .localhost are private"),
+        ("dograh.internal", "names under .internal are private"),
+        ("voice.home.arpa", "names under .home.arpa"),
+        ("dograh", "single-label name"),
+        ("203.0.113.7", "it is an IP address"),
+        ("2001:db8::7", "it is an IP address"),
+    ],
+)
+def test_lets_encrypt_is_refused_for_a_host_no_public_ca_can_certify(host, reason):
+    with pytest.raises(SettingsError) as refused:
+        validate_settings({**LETS_ENCRYPT, "publicHost": host}, set())
+    message = str(refused.value)
+    assert f"publicHost = {host!r}" in message and reason in message
+    assert "'selfSigned' or 'provided'" in message
+
+
+def test_lets_encrypt_needs_a_contact_address_and_takes_a_public_name():
+    with pytest.raises(SettingsError, match="acmeEmail is required with tlsMode = 'letsEncrypt'"):
+        validate_settings({"tlsMode": "letsEncrypt", "publicHost": "voice.example.org"}, set())
+    with pytest.raises(SettingsError, match="acmeEmail = 'ops' is not allowed; expected an e-mail"):
+        validate_settings({**LETS_ENCRYPT, "acmeEmail": "ops"}, set())
+    settings = validate_settings({**LETS_ENCRYPT, "publicHost": "voice.example.org"}, set())
+    assert settings.acme_server == "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def test_retrying_faster_than_lets_encrypt_allows_is_refused_but_a_private_server_may():
+    fast = {**LETS_ENCRYPT, "publicHost": "voice.example.org", "acmeRetrySeconds": "60"}
+    for server in (
+        "https://acme-v02.api.letsencrypt.org/directory",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ):
+        with pytest.raises(SettingsError, match="acmeRetrySeconds = 60 .* use 720 or more"):
+            validate_settings({**fast, "acmeServer": server}, set())
+    private = validate_settings({**fast, "acmeServer": "https://ca.example.net/acme/dir"}, set())
+    assert private.acme_retry_seconds == 60
+
+
+@pytest.mark.parametrize(
+    "key, value, reason",
+    [
+        ("acmeServer", "http://acme.example.net/dir", "an https:// ACME directory URL"),
+        ("acmeServerCaCertificate", "not a pem", "a PEM CA certificate"),
+        ("acmeRetrySeconds", "5", "from 10 to 86400"),
+        ("acmeClientImage", "certbot/certbot:latest", "`latest`"),
+    ],
+)
+def test_bad_acme_settings_are_named(key, value, reason):
+    with pytest.raises(SettingsError) as refused:
+        validate_settings({key: value}, set())
+    assert f"dograh:{key} = {value!r}" in str(refused.value) and reason in str(refused.value)
+
+
+def test_a_provided_certificate_left_set_under_lets_encrypt_is_named():
+    with pytest.raises(SettingsError, match="tlsMode is 'letsEncrypt'; set tlsMode to 'provided'"):
+        validate_settings(
+            {**LETS_ENCRYPT, "publicHost": "voice.example.org"}, {"tlsCertificate", "tlsPrivateKey"}
+        )
