@@ -15,6 +15,9 @@ pulumi.export("publicUrl", stack.public_url)
 pulumi.export("fastapiWorkers", stack.fastapi_workers)
 pulumi.export("apiUpstream", stack.api_upstream)
 pulumi.export("nginxConfig", stack.nginx_config)
+if stack.certificate_status is not None:
+    # tlsMode=letsEncrypt: issued (by whom, until when), or why not yet.
+    pulumi.export("certificateStatus", stack.certificate_status)
 # Secrets: shown only with `pulumi stack output --show-secrets`.
 pulumi.export("ossJwtSecret", stack.credentials.oss_jwt_secret)
 pulumi.export("devopsSecret", stack.credentials.devops_secret)

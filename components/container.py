@@ -111,6 +111,8 @@ class ContainerSpec:
     image: str
     alias: str
     envs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Replaces the image's ENTRYPOINT (unset: the image's own).
+    entrypoint: Sequence[str] | None = None
     command: Sequence[pulumi.Input[str]] | None = None
     healthcheck: docker.ContainerHealthcheckArgs | None = None
     ports: Sequence[docker.ContainerPortArgs] = ()
@@ -157,6 +159,7 @@ def declare_container(
         name=placement.docker_name(spec.service),
         image=image.image_id,
         envs=env_list(spec.envs) or None,
+        entrypoints=list(spec.entrypoint) if spec.entrypoint is not None else None,
         command=list(spec.command) if spec.command is not None else None,
         networks_advanced=[
             docker.ContainerNetworksAdvancedArgs(name=placement.network_name, aliases=[spec.alias])

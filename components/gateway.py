@@ -25,6 +25,11 @@ from components.rollout import RELOAD_GATEWAY_SCRIPT, docker_cli_environment
 NGINX_CONFIG_PATH = "/etc/nginx/dograh/nginx.conf"
 START_SCRIPT_PATH = "/usr/local/bin/dograh-gateway-start"
 START_SCRIPT = (Path(__file__).parent / "templates" / "gateway-start.sh").read_text()
+# With tlsMode=letsEncrypt the gateway's command: install the issued certificate, then start.
+CERTIFICATES_SCRIPT_PATH = "/usr/local/bin/dograh-gateway-certificates"
+CERTIFICATES_SCRIPT = (Path(__file__).parent / "templates" / "gateway-certificates.sh").read_text()
+# Where the gateway reads the certificate volume (read-only): certbot's configuration directory.
+ISSUED_CERTIFICATES_PATH = "/etc/letsencrypt"
 CERTIFICATE_PATH = "/etc/nginx/certs/local.crt"
 PRIVATE_KEY_PATH = "/etc/nginx/certs/local.key"
 ACME_WEBROOT = "/var/www/acme"
@@ -50,20 +55,36 @@ class GatewayArgs:
     upstreams: Sequence[pulumi.Resource] = ()
     # zeroDowntime: nginx stays, and a config change is written in and reloaded gracefully.
     reload_in_place: bool = False
+    # tlsMode=letsEncrypt: the directory (under ISSUED_CERTIFICATES_PATH) where the ACME client
+    # keeps the current certificate; nginx serves the uploaded one until it appears there.
+    issued_certificate_dir: str | None = None
     docker_host: str | None = None
 
 
 class Gateway(pulumi.ComponentResource):
     nginx_config: pulumi.Output[str]
+    # Shared with an ACME client: the HTTP-01 challenge files, and its account and certificates.
+    acme_webroot: docker.Volume
+    issued_certificates: docker.Volume
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Gateway", name, None, opts)
         rendered = render_gateway_config(args.config)
-        webroot = docker.Volume(
+        self.acme_webroot = webroot = docker.Volume(
             f"{name}-acme-webroot",
             name=args.placement.docker_name("acme-webroot"),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Declared whatever tlsMode says, and protected: the ACME account and certificates
+        # survive any configuration change (switching tlsMode away and back asks Let's Encrypt
+        # for nothing new), and its rate limits are strict.
+        self.issued_certificates = docker.Volume(
+            f"{name}-issued-certificates",
+            name=args.placement.docker_name("issued-certificates"),
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        command_line = ["sh", START_SCRIPT_PATH, NGINX_CONFIG_PATH]
+        volumes = [mounted(webroot, ACME_WEBROOT, read_only=True)]
         labels: dict[str, pulumi.Input[str]] = {}
         uploads = [
             docker.ContainerUploadArgs(
@@ -74,6 +95,23 @@ class Gateway(pulumi.ComponentResource):
                 file=PRIVATE_KEY_PATH, content=pulumi.Output.secret(args.private_key_pem)
             ),
         ]
+        if args.issued_certificate_dir is not None:
+            uploads.append(
+                docker.ContainerUploadArgs(
+                    file=CERTIFICATES_SCRIPT_PATH, content=CERTIFICATES_SCRIPT, executable=True
+                )
+            )
+            volumes.append(
+                mounted(self.issued_certificates, ISSUED_CERTIFICATES_PATH, read_only=True)
+            )
+            command_line = [
+                "sh",
+                CERTIFICATES_SCRIPT_PATH,
+                NGINX_CONFIG_PATH,
+                args.issued_certificate_dir,
+                CERTIFICATE_PATH,
+                PRIVATE_KEY_PATH,
+            ]
         if not args.reload_in_place:
             uploads.append(docker.ContainerUploadArgs(file=NGINX_CONFIG_PATH, content=rendered))
             # nginx resolved `api` to the old container's address when it started; a new
@@ -91,10 +129,11 @@ class Gateway(pulumi.ComponentResource):
                 service="gateway",
                 image=args.image,
                 alias="gateway",
-                # nginx, plus a loop that reloads it when an upstream's address changes.
-                command=["sh", START_SCRIPT_PATH, NGINX_CONFIG_PATH],
+                # nginx, plus a loop that reloads it when an upstream's address changes (and,
+                # with letsEncrypt, when a new certificate is issued).
+                command=command_line,
                 uploads=uploads,
-                volumes=[mounted(webroot, ACME_WEBROOT, read_only=True)],
+                volumes=volumes,
                 ports=[
                     published_port(80, args.http_port, ip=args.bind_address),
                     published_port(443, args.https_port, ip=args.bind_address),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.acme import AcmeClient, AcmeClientArgs, issued_certificate_dir
 from components.api import Api, ApiArgs, BundledStorage, ExternalStorage
 from components.config import LoadedSettings
 from components.container import DataServiceArgs, Placement
@@ -51,6 +52,8 @@ class DograhStack(pulumi.ComponentResource):
     fastapi_workers: pulumi.Output[int]
     api_upstream: pulumi.Output[list[str]]
     nginx_config: pulumi.Output[str]
+    # tlsMode=letsEncrypt: the ACME client's first outcome (issued, or why not); else None.
+    certificate_status: pulumi.Output[str] | None
     credentials: StackCredentials
 
     def __init__(
@@ -80,9 +83,10 @@ class DograhStack(pulumi.ComponentResource):
             opts=self._child,
         )
         gateway = self._gateway(placement, api, ui, data.minio, certificate)
+        acme = self._acme_client(placement, gateway)
         if self._settings.enable_turn:
             self._turn(placement, certificate)
-        self._outputs(api, gateway)
+        self._outputs(api, gateway, acme)
 
     def _docker_host_for_children(self) -> pulumi.ResourceOptions:
         """The explicit docker provider (docker:host, docker:sshOpts), which every docker
@@ -249,6 +253,34 @@ class DograhStack(pulumi.ComponentResource):
                 https_port=settings.https_port,
                 upstreams=[api, ui, *([minio] if minio.bundled else [])],
                 reload_in_place=settings.rollout_strategy == "zeroDowntime",
+                issued_certificate_dir=(
+                    issued_certificate_dir(settings.public_host)
+                    if settings.tls_mode == "letsEncrypt"
+                    else None
+                ),
+                docker_host=self._loaded.docker_host,
+            ),
+            opts=self._child,
+        )
+
+    def _acme_client(self, placement: Placement, gateway: Gateway) -> AcmeClient | None:
+        settings = self._settings
+        if settings.tls_mode != "letsEncrypt":
+            return None
+        assert settings.acme_email is not None  # the settings require it with letsEncrypt
+        return AcmeClient(
+            f"{self._name}-acme",
+            AcmeClientArgs(
+                placement=placement,
+                image=settings.acme_client_image,
+                domain=settings.public_host,
+                email=settings.acme_email,
+                server=settings.acme_server,
+                server_ca_certificate=settings.acme_server_ca_certificate,
+                retry_seconds=settings.acme_retry_seconds,
+                webroot=gateway.acme_webroot,
+                certificates=gateway.issued_certificates,
+                gateway=gateway,
                 docker_host=self._loaded.docker_host,
             ),
             opts=self._child,
@@ -270,7 +302,8 @@ class DograhStack(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _outputs(self, api: Api, gateway: Gateway) -> None:
+    def _outputs(self, api: Api, gateway: Gateway, acme: AcmeClient | None) -> None:
+        self.certificate_status = acme.first_report if acme is not None else None
         self.public_url = pulumi.Output.from_input(self._settings.public_base_url)
         self.fastapi_workers = pulumi.Output.from_input(self._settings.fastapi_workers)
         self.api_upstream = pulumi.Output.from_input(api.upstream_servers)
@@ -281,5 +314,6 @@ class DograhStack(pulumi.ComponentResource):
                 "fastapi_workers": self.fastapi_workers,
                 "api_upstream": self.api_upstream,
                 "nginx_config": self.nginx_config,
+                "certificate_status": self.certificate_status,
             }
         )

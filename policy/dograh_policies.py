@@ -93,9 +93,14 @@ def check_secret_properties(props: Mapping[str, Any], secret_outputs: list[str])
     return problems
 
 
+# Volumes whose loss costs data: the services' data, and the ACME account and certificates
+# (Let's Encrypt's rate limits make a lost certificate slow to get back).
+DATA_VOLUME_SUFFIXES = ("-data", "-issued-certificates")
+
+
 def check_data_volume(props: Mapping[str, Any], protected: bool) -> Violations:
     name = str(props.get("name", ""))
-    if name.endswith("-data") and not protected:
+    if name.endswith(DATA_VOLUME_SUFFIXES) and not protected:
         return [f"volume {name} holds data and must be protected"]
     return []
 

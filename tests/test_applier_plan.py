@@ -188,6 +188,7 @@ def test_exclude_protected_keeps_the_protected_and_what_they_depend_on():
         "dograh-postgres-data",
         "dograh-redis-data",
         "dograh-minio-data",
+        "dograh-gateway-issued-certificates",
         "dograh-docker-host",  # the provider that manages them
     }
 

@@ -140,6 +140,9 @@ def test_data_volumes_must_be_protected():
     assert policies.check_data_volume({"name": "dograh-dev-postgres-data"}, protected=False)
     assert policies.check_data_volume({"name": "dograh-dev-postgres-data"}, protected=True) == []
     assert policies.check_data_volume({"name": "dograh-dev-acme-webroot"}, protected=False) == []
+    certificates = {"name": "dograh-dev-issued-certificates"}
+    assert policies.check_data_volume(certificates, protected=False)
+    assert policies.check_data_volume(certificates, protected=True) == []
 
 
 def test_secret_env_and_keys_must_stay_secret():
