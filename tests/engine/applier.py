@@ -66,7 +66,7 @@ STATE_ONLY_TYPES = {
 }
 
 CONTAINER_INPUTS = {
-    "name", "image", "envs", "command", "networksAdvanced", "healthcheck", "wait", "waitTimeout",
+    "name", "image", "envs", "entrypoints", "command", "networksAdvanced", "healthcheck", "wait", "waitTimeout",
     "ports", "volumes", "uploads", "labels", "restart", "logDriver", "logOpts",
     "destroyGraceSeconds", "mustRun", "attach", "hosts",
 }  # fmt: skip
@@ -233,8 +233,11 @@ class EngineApplier:
     def _create_or_update(self, resource: DeclaredResource, step: Step) -> None:
         if resource.type == COMMAND:
             self.log(f"{step.op:7} {step.name} (runs its create command)")
-            self._run_command(resource)
-            self.state[resource.urn] = recorded_state(resource)
+            stdout = self._run_command(resource)
+            recorded = recorded_state(resource)
+            self.state[resource.urn] = dataclasses.replace(
+                recorded, outputs={**recorded.outputs, "stdout": stdout.removesuffix("\n")}
+            )
             return
         if step.op == "update":
             current = self.state[resource.urn]
@@ -286,9 +289,10 @@ class EngineApplier:
         if resource.type != CONTAINER:
             self.state[resource.urn] = dataclasses.replace(recorded_state(resource), id=resource_id)
 
-    def _run_command(self, resource: DeclaredResource) -> None:
+    def _run_command(self, resource: DeclaredResource) -> str:
         """pulumi-command's local.Command: `create` run by a shell on this machine, with the
-        declared environment and stdin."""
+        declared environment and stdin; its stdout becomes the `stdout` output, one trailing
+        newline trimmed (pulumi-command provider/pkg/provider/local/commandOutputs.go, run)."""
         self._only(resource, COMMAND_INPUTS)
         inputs = reveal(resource.inputs)
         completed = subprocess.run(
@@ -302,6 +306,7 @@ class EngineApplier:
         )
         if completed.returncode != 0:
             raise ApplyError(f"{resource.name} failed: {completed.stderr.strip()}")
+        return completed.stdout
 
     def _run_before_delete_hooks(self, resource: DeclaredResource) -> None:
         """Invoke the resource's before-delete hooks the way the engine does: by the name kept
@@ -483,6 +488,7 @@ class EngineApplier:
             created = self.client.api.create_container(
                 image=image,
                 name=inputs["name"],
+                entrypoint=inputs.get("entrypoints"),
                 command=inputs.get("command"),
                 environment=inputs.get("envs"),
                 labels={item["label"]: item["value"] for item in inputs.get("labels") or []},

@@ -48,6 +48,7 @@ NEXT_TAGS = {
     "minioImage": "minio/minio:RELEASE.2025-05-24T17-08-30Z",
     "nginxImage": "nginx:1.28.0-alpine",
     "coturnImage": "coturn/coturn:4.8.1-r0",
+    "acmeClientImage": "certbot/certbot:v5.5.0",
 }
 
 
@@ -87,6 +88,9 @@ def standin_builds() -> list[StandinBuild]:
         StandinBuild("ui", [defaults.ui_image, NEXT_TAGS["uiImage"]], {}),
         StandinBuild("nginx", [defaults.nginx_image, NEXT_TAGS["nginxImage"]], {}),
         StandinBuild("coturn", [defaults.coturn_image, NEXT_TAGS["coturnImage"]], {}),
+        StandinBuild(
+            "certbot", [defaults.acme_client_image, NEXT_TAGS["acmeClientImage"]], {}
+        ),
     ]
 
 
