@@ -13,6 +13,7 @@ set -u
 live=/etc/letsencrypt/live/$ACME_DOMAIN
 renewal=/etc/letsencrypt/renewal/$ACME_DOMAIN.conf
 attempt=/tmp/dograh-acme-attempt.log
+contact=/etc/letsencrypt/dograh-account-contact
 report() { echo "dograh-acme: $*"; }
 while :; do
   # A certificate from another ACME server (staging, then production) is replaced at once.
@@ -29,11 +30,15 @@ while :; do
   cat "$attempt"
   valid_until=$(openssl x509 -in "$live/fullchain.pem" -noout -enddate 2>/dev/null | cut -d= -f2)
   if [ "$outcome" -eq 0 ] && [ -n "$valid_until" ]; then
-    # A changed acmeEmail: the account's contact at the CA follows.
-    if ! grep -rqsF "mailto:$ACME_EMAIL" /etc/letsencrypt/accounts; then
-      certbot update_account --email "$ACME_EMAIL" --no-eff-email --non-interactive \
-        --server "$ACME_SERVER" 2>&1 ||
-        echo "update_account failed: the account's contact stays as it was"
+    # A changed acmeEmail: the account's contact at the CA follows (certbot keeps no copy of
+    # it on disk, so the last one set is noted beside the account).
+    if [ "$(cat "$contact" 2>/dev/null)" != "$ACME_EMAIL" ]; then
+      if certbot update_account --email "$ACME_EMAIL" --no-eff-email --non-interactive \
+           --server "$ACME_SERVER" 2>&1; then
+        echo "$ACME_EMAIL" >"$contact"
+      else
+        echo "update_account failed: the account's contact stays as it was; trying again later"
+      fi
     fi
     issuer=$(openssl x509 -in "$live/fullchain.pem" -noout -issuer | sed 's/^issuer= *//')
     report "certificate for $ACME_DOMAIN issued by $issuer, valid until $valid_until;" \

@@ -88,9 +88,7 @@ def standin_builds() -> list[StandinBuild]:
         StandinBuild("ui", [defaults.ui_image, NEXT_TAGS["uiImage"]], {}),
         StandinBuild("nginx", [defaults.nginx_image, NEXT_TAGS["nginxImage"]], {}),
         StandinBuild("coturn", [defaults.coturn_image, NEXT_TAGS["coturnImage"]], {}),
-        StandinBuild(
-            "certbot", [defaults.acme_client_image, NEXT_TAGS["acmeClientImage"]], {}
-        ),
+        StandinBuild("certbot", [defaults.acme_client_image, NEXT_TAGS["acmeClientImage"]], {}),
     ]
 
 

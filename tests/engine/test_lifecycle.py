@@ -34,6 +34,7 @@ from components.settings import SECRET_KEYS
 from offline.changes import Plan, plan_changes, recorded
 from offline.declare import PROJECT_DIR, reveal
 from tests.clients import https_get
+from tests.engine.acme_server import ACME_ADDRESS, ACME_PORT, AcmeServer, acme_server
 from tests.engine.applier import ApplyError
 from tests.engine.dockerd import restart_engine
 from tests.engine.harness import PREFIX, EngineStack, engine_stack
@@ -95,6 +96,20 @@ EXTERNAL_S3 = {
 }
 EXTERNAL_S3_KEYS = {"s3AccessKeyId": "external-key", "s3SecretAccessKey": EXTERNAL_PASSWORD}
 EXTERNAL_S3_TUNING = {"s3SignatureVersion": "s3v4", "s3AddressingStyle": "path"}
+# From the httpPort change on: where pebble checks HTTP-01 challenges for the letsEncrypt ones.
+LATER_HTTP_PORT = "18081"
+ACME_HOST = "voice.example.org"
+ACME_DIRECTORY_URL = f"https://{ACME_ADDRESS}:{ACME_PORT}/dir"
+# Stands for pebble's TLS CA, made when the module starts (Lifecycle.with_change puts it in).
+PEBBLE_TLS_CA = "<pebble's TLS CA>"
+LETS_ENCRYPT: dict[str, str | None] = {
+    "tlsMode": "letsEncrypt",
+    "publicHost": ACME_HOST,
+    "acmeEmail": "ops@example.org",
+    "acmeServer": ACME_DIRECTORY_URL,
+    "acmeServerCaCertificate": PEBBLE_TLS_CA,
+    "acmeRetrySeconds": "10",
+}
 
 CHANGES = [
     Change("fastapiWorkers", "2 -> 3", {"fastapiWorkers": "3"}),
@@ -123,7 +138,7 @@ CHANGES = [
     Change("turnSecret", "set with --secret", secrets={"turnSecret": "turn0secret0set0by0user"},
            check="coturn_running"),
     Change("enableTurn", "true -> false", {"enableTurn": "false"}),
-    Change("httpPort", "18080 -> 18081", {"httpPort": "18081"}),
+    Change("httpPort", "18080 -> 18081", {"httpPort": LATER_HTTP_PORT}),
     Change("httpsPort", "18443 -> 18444", {"httpsPort": "18444"}),
     Change("gatewayBindAddress", "127.0.0.1 -> 0.0.0.0", {"gatewayBindAddress": "0.0.0.0"}),
     Change("gatewayBindAddress", "0.0.0.0 -> 127.0.0.1", {"gatewayBindAddress": "127.0.0.1"}),
@@ -144,6 +159,15 @@ CHANGES = [
            {"tlsCertificate": SECOND_CERT, "tlsPrivateKey": SECOND_KEY}),
     Change("tlsMode", "provided -> selfSigned", {"tlsMode": "selfSigned"},
            {"tlsCertificate": None, "tlsPrivateKey": None}),
+    Change("tlsMode", "selfSigned -> letsEncrypt (publicHost, acmeEmail, acmeServer, "
+           "acmeServerCaCertificate, acmeRetrySeconds), from pebble", LETS_ENCRYPT,
+           check="lets_encrypt_issued"),
+    Change("acmeEmail", "another address", {"acmeEmail": "dograh-ops@example.org"},
+           check="acme_contact"),
+    Change("acmeRetrySeconds", "10 -> 20", {"acmeRetrySeconds": "20"}),
+    Change("acmeClientImage", "a new image", {"acmeClientImage": NEXT_TAGS["acmeClientImage"]}),
+    Change("tlsMode", "letsEncrypt -> selfSigned", {"tlsMode": "selfSigned",
+           "publicHost": "dograh.test"}),
     Change("postgresPassword", "set with --secret",
            secrets={"postgresPassword": "postgres0password0set0by0user"}),
     Change("redisPassword", "set with --secret",
@@ -176,8 +200,9 @@ CHANGES = [
 class Lifecycle:
     """The stack under test, the settings and secrets it has now, and what each change did."""
 
-    def __init__(self, stack: EngineStack):
+    def __init__(self, stack: EngineStack, acme: AcmeServer):
         self.stack = stack
+        self.acme = acme
         self.settings: dict[str, str] = dict(BASE)
         self.secrets: dict[str, str] = {}
         self.results: list[dict[str, Any]] = []
@@ -189,7 +214,7 @@ class Lifecycle:
                 if value is None:
                     target.pop(key, None)
                 else:
-                    target[key] = value
+                    target[key] = self.acme.tls_ca_pem if value == PEBBLE_TLS_CA else value
         return settings, secrets
 
     def apply(self, settings: dict[str, str], secrets: dict[str, str]) -> Plan:
@@ -200,8 +225,11 @@ class Lifecycle:
 
 @pytest.fixture(scope="module")
 def life():
-    with engine_stack() as (stack, _report):
-        lifecycle = Lifecycle(stack)
+    with (
+        acme_server(validation_port=int(LATER_HTTP_PORT)) as acme,
+        engine_stack() as (stack, _report),
+    ):
+        lifecycle = Lifecycle(stack, acme)
         lifecycle.apply(dict(BASE), {})
         start_externals(stack)
         stack.psql(f"CREATE TABLE {MARKER_TABLE} (note text)")
@@ -276,11 +304,22 @@ def assert_serving(stack: EngineStack) -> None:
     assert stack.wait_until(lambda: serving_current_generation(stack), timeout=60), (
         f"nginx does not serve through {stack.container('api').name}: {stack.health()}"
     )
-    served = ssl.PEM_cert_to_DER_cert(stack.served_certificate())
-    assert served == ssl.PEM_cert_to_DER_cert(stack.declared_certificate())
+    if stack.settings.get("tlsMode") == "letsEncrypt":
+        # The issued certificate (from the first letsEncrypt change on), not the temporary one.
+        assert stack.wait_until(lambda: "Pebble" in served_issuer(stack), 60), served_issuer(stack)
+    else:
+        served = ssl.PEM_cert_to_DER_cert(stack.served_certificate())
+        assert served == ssl.PEM_cert_to_DER_cert(stack.declared_certificate())
     if "apiImage" not in REAL_IMAGES:  # a test-only endpoint of the stand-in
         checks = https_get(stack.https_port, "/api/v1/standin-test/dependencies")[1]
         assert (checks["postgres"], checks["redis"], checks["s3"]) == ("ok", "ok", "ok"), checks
+
+
+def served_issuer(stack: EngineStack) -> str:
+    return subprocess.run(
+        ["openssl", "x509", "-noout", "-issuer"],
+        input=stack.served_certificate(), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
 
 
 def assert_data_kept(life: Lifecycle) -> None:
@@ -310,6 +349,16 @@ def extra_check(life: Lifecycle, check: str | None) -> None:
     elif check == "postgres_on_loopback":
         ports = stack.container("postgres").attrs["NetworkSettings"]["Ports"]["5432/tcp"]
         assert ports == [{"HostIp": "127.0.0.1", "HostPort": "5432"}]
+    elif check == "lets_encrypt_issued":
+        # Issued once, whatever changes follow (re-applying asks the CA for nothing).
+        assert life.acme.issued_count() == 1
+        assert stack.container("acme").attrs["RestartCount"] == 0
+    elif check == "acme_contact":
+        # What the ACME server has (certbot asks it), and still no new certificate.
+        server = life.settings["acmeServer"]
+        shown = stack.container("acme").exec_run(["certbot", "show_account", "--server", server])
+        assert "Email contact: dograh-ops@example.org" in shown.output.decode(), shown.output
+        assert life.acme.issued_count() == 1
     elif check == "no_singletons":
         assert not stack.client.containers.list(filters={"name": f"{PREFIX}-api-singletons"})
 
