@@ -1,6 +1,8 @@
 """tlsMode=letsEncrypt as the program declares it, under Pulumi's mocks (the engine layer
 `scripts/test.sh acme` runs it against a real ACME server)."""
 
+import itertools
+
 import pytest
 
 from components.acme import (
@@ -99,7 +101,7 @@ def test_the_certificate_volume_is_protected_and_survives_every_switch_of_tls_mo
         declared(publicHost=HOST),
         declared(**LETS_ENCRYPT, acmeServer="https://acme.internal.example.org/dir"),
     ]
-    for before, after in zip(modes, modes[1:], strict=False):
+    for before, after in itertools.pairwise(modes):
         steps = {s.name: s.op for s in plan_changes(recorded(before), after).steps}
         assert steps[volume.name] == "same", steps
 

@@ -285,7 +285,7 @@ def test_retrying_faster_than_lets_encrypt_allows_is_refused_but_a_private_serve
         "https://acme-v02.api.letsencrypt.org/directory",
         "https://acme-staging-v02.api.letsencrypt.org/directory",
     ):
-        with pytest.raises(SettingsError, match="acmeRetrySeconds = 60 .* use 720 or more"):
+        with pytest.raises(SettingsError, match=r"acmeRetrySeconds = 60 .* use 720 or more"):
             validate_settings({**fast, "acmeServer": server}, set())
     private = validate_settings({**fast, "acmeServer": "https://ca.example.net/acme/dir"}, set())
     assert private.acme_retry_seconds == 60
