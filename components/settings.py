@@ -25,6 +25,7 @@ PROJECT = "dograh"
 # profiled, 300-500 MB of memory each on top of postgres, redis and minio.
 WORKERS_WITHOUT_WARNING = 8
 MAX_FASTAPI_WORKERS = 64
+MAX_API_CONTAINERS = 16
 
 Release = tuple[int, int, int]
 
@@ -141,6 +142,13 @@ class StackSettings(BaseModel):
         ge=1,
         le=MAX_FASTAPI_WORKERS,
         description=f"an integer from 1 to {MAX_FASTAPI_WORKERS} (one worker per vCPU)",
+    )
+    api_containers: int = Field(
+        1,
+        ge=1,
+        le=MAX_API_CONTAINERS,
+        description=f"an integer from 1 to {MAX_API_CONTAINERS} (containers sharing "
+        "fastapiWorkers: a crashed worker restarts only its own container)",
     )
     arq_workers: int = Field(1, ge=1, le=16, description="an integer from 1 to 16")
     api_image: DograhImage = Field(
@@ -364,6 +372,9 @@ RELEASE_GATES = (
     *(
         ReleaseGate(key, applies, release, why)
         for key, applies, release, why in [
+            ("apiContainers", lambda s: s.api_containers > 1, (1, 45, 0),
+             "older releases start ari_manager and campaign_orchestrator in every api "
+             "container whatever the switches say: they would run once per container"),
             ("enableAriManager", lambda s: not s.enable_ari_manager, (1, 45, 0),
              "older releases start ari_manager whatever ENABLE_ARI_MANAGER says"),
             ("enableCampaignOrchestrator", lambda s: not s.enable_campaign_orchestrator,
@@ -507,6 +518,11 @@ def cross_field_problems(settings: StackSettings, secret_keys_present: set[str])
     if settings.enable_turn and settings.server_ip is None:
         problems.append(
             f"{PROJECT}:serverIp is required when enableTurn is true (coturn advertises it)"
+        )
+    if settings.api_containers > settings.fastapi_workers:
+        problems.append(
+            f"{PROJECT}:apiContainers = {settings.api_containers} is more than fastapiWorkers = "
+            f"{settings.fastapi_workers}; each api container runs at least one worker"
         )
     if settings.http_port == settings.https_port:
         problems.append(f"{PROJECT}:httpsPort must differ from httpPort")

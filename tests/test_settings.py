@@ -311,3 +311,18 @@ def test_a_provided_certificate_left_set_under_lets_encrypt_is_named():
         validate_settings(
             {**LETS_ENCRYPT, "publicHost": "voice.example.org"}, {"tlsCertificate", "tlsPrivateKey"}
         )
+
+
+def test_api_containers_share_the_workers_and_need_the_singleton_switches():
+    with pytest.raises(SettingsError) as refused:
+        validate_settings({"fastapiWorkers": "2", "apiContainers": "3"}, set())
+    assert "apiContainers = 3 is more than fastapiWorkers = 2" in str(refused.value)
+    with pytest.raises(SettingsError) as refused:
+        validate_settings(
+            {"apiContainers": "2", "apiImage": "dograhai/dograh-api:1.44.0",
+             "rolloutStrategy": "recreate"}, set()
+        )  # fmt: skip
+    assert "apiContainers = 2 needs api release 1.45.0" in str(refused.value)
+    assert (
+        validate_settings({"fastapiWorkers": "4", "apiContainers": "4"}, set()).api_containers == 4
+    )
