@@ -1,15 +1,20 @@
-"""The Dograh api: FASTAPI_WORKERS uvicorn processes on 8000+i in one container.
+"""The Dograh api: fastapiWorkers uvicorn processes, on 8000+i in one container or shared
+over apiContainers containers of the same generation (each its share on 8000+i at its own
+address, the ARQ workers in the first only, every worker in nginx's one upstream). Dograh's
+start script ends when any of its processes dies and Docker restarts the whole container: more
+containers, less lost at once.
 
 The singletons (ari_manager, campaign_orchestrator), which must never run twice, always run in
 their own `api-singletons` container. It does not depend on the worker count or the rollout
 strategy, and when it must change (a new image) it is replaced delete-first, so the old
 singletons stop before the new ones start, and switching strategies never runs them twice.
 
-With rolloutStrategy=recreate the workers run in one container named `api`, replaced in
+With rolloutStrategy=recreate the workers run in `api` (or `api-1` ... `api-K`), replaced in
 place (delete first: an outage, and live calls are cut).
 
-With rolloutStrategy=zeroDowntime (see components/rollout.py) they run in a generation
-container, `api-<generation>`, a resource of its own that a change starts beside the old one.
+With rolloutStrategy=zeroDowntime (see components/rollout.py) they run in a generation,
+`api-<generation>` (or `api-<generation>-1` ... `-K`), resources of their own that a change
+starts beside the old ones.
 """
 
 from __future__ import annotations
@@ -136,6 +141,8 @@ class ApiArgs:
     # The Dograh release of `image` (settings: from its tag, or apiRelease).
     release: tuple[int, int, int]
     fastapi_workers: int
+    # How many containers of one generation share the workers (apiContainers).
+    api_containers: int
     arq_workers: int
     enable_ari_manager: bool
     enable_campaign_orchestrator: bool
@@ -234,17 +241,26 @@ _API_HEALTHCHECK = health_check(_ALL_WORKERS_HEALTHY, start_period_seconds=120)
 _NO_CLOUDFLARED = {"cloudflared": "127.0.0.1"}
 
 
+def worker_shares(fastapi_workers: int, containers: int) -> list[int]:
+    """How many workers each of a generation's api containers runs: as even as possible, the
+    larger shares first; every container runs at least one."""
+    if not 1 <= containers <= fastapi_workers:
+        raise ValueError(f"{containers} api containers cannot share {fastapi_workers} workers")
+    base, extra = divmod(fastapi_workers, containers)
+    return [base + (1 if index < extra else 0) for index in range(containers)]
+
+
 class Api(pulumi.ComponentResource):
+    # The ids of the containers serving the workers, joined: a new one is a new value.
     container_id: pulumi.Output[str]
-    # The Docker name (and network alias) of the container serving the workers.
-    upstream_alias: str
+    # The Docker names (and network aliases) of the containers serving the workers.
+    container_names: list[str]
     # Every worker as host:port, for nginx's upstream: the one place the ports are derived.
     # Plain, because the config is rendered before any resource exists.
     upstream_servers: list[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dograh:index:Api", name, None, opts)
-        ports = worker_ports(args.fastapi_workers)
         # Registered in every run, whatever the strategy: the engine calls a deleted
         # generation's hook by name, and fails if this run did not register it (switching to
         # recreate deletes the last generation).
@@ -253,67 +269,109 @@ class Api(pulumi.ComponentResource):
         )
         migrations = _declare_migrations(self, name, args)
         needs = [*args.depends_on, migrations]
-        spec = ContainerSpec(
-            service=API_ALIAS,
-            image=args.image,
-            alias=API_ALIAS,
-            envs=_environment(
-                args,
-                workers=args.fastapi_workers,
-                arq_workers=args.arq_workers,
-                # Older releases start them here whatever the switches say: say so.
-                singletons=not args.singletons_apart,
-            ),
-            healthcheck=_API_HEALTHCHECK,
-            extra_hosts=_NO_CLOUDFLARED,
-            ports=[published_port(port, port) for port in ports]
-            if args.publish_on_loopback and not args.zero_downtime
-            else (),
-            # Live calls get this long to finish after SIGTERM (the provider's default is 0).
-            destroy_grace_seconds=args.stop_grace_seconds,
-            wait_timeout_seconds=args.health_timeout_seconds,
-        )
-        resource_name = None
+        specs = _worker_specs(args)
         if args.zero_downtime:
-            generation = generation_id(spec, args.secret_fingerprint)
-            spec = replace(
+            # One id for the generation, from every container's spec.
+            others = "".join(generation_id(spec, "") for spec in specs[1:])
+            generation = generation_id(specs[0], args.secret_fingerprint + others)
+            specs = [
+                replace(
+                    spec,
+                    service=spec.service.replace(API_ALIAS, f"{API_ALIAS}-{generation}", 1),
+                    alias=spec.alias.replace(API_ALIAS, f"{API_ALIAS}-{generation}", 1),
+                    create_before_delete=True,
+                    hooks=pulumi.ResourceHookBinding(before_delete=[drain]),
+                )
+                for spec in specs
+            ]
+        containers = [
+            declare_container(
+                self,
+                name,
                 spec,
-                service=f"{API_ALIAS}-{generation}",
-                alias=f"{API_ALIAS}-{generation}",
-                create_before_delete=True,
-                hooks=pulumi.ResourceHookBinding(before_delete=[drain]),
+                args.placement,
+                depends_on=needs,
+                resource_name=f"{name}{spec.service.removeprefix(API_ALIAS)}-container"
+                if args.zero_downtime or len(specs) > 1
+                else None,
             )
-            resource_name = f"{name}-{generation}-container"
-        container = declare_container(
-            self, name, spec, args.placement, depends_on=needs, resource_name=resource_name
-        )
+            for spec in specs
+        ]
         # The singletons come after the workers: when an older release's api (which runs them
         # itself) is replaced by one that reads the switches, its deletion comes first, so the
         # two never overlap. With generations, only after the new one is checked healthy: a
         # retried `pulumi up` clears a failed generation's error without a health check, and
         # must not go on to replace healthy singletons with the same broken image.
-        ready: pulumi.Resource = container
+        ready: list[pulumi.Resource] = list(containers)
         if args.zero_downtime:
-            ready = command.local.Command(
-                f"{name}-healthy",
-                create=API_HEALTHY_SCRIPT,
-                environment={
-                    "API_CONTAINERS": args.placement.docker_name(spec.service),
-                    **docker_cli_environment(args.docker_host),
-                },
-                triggers=[container.id],
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            ready = [
+                command.local.Command(
+                    f"{name}-healthy",
+                    create=API_HEALTHY_SCRIPT,
+                    environment={
+                        "API_CONTAINERS": " ".join(
+                            args.placement.docker_name(spec.service) for spec in specs
+                        ),
+                        **docker_cli_environment(args.docker_host),
+                    },
+                    triggers=[container.id for container in containers],
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            ]
         if args.singletons_apart and (args.enable_ari_manager or args.enable_campaign_orchestrator):
             ApiSingletons(
                 f"{name}-singletons",
-                replace(args, depends_on=[*needs, ready]),
+                replace(args, depends_on=[*needs, *ready]),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.upstream_alias = spec.alias
-        self.upstream_servers = [f"{spec.alias}:{port}" for port in ports]
-        self.container_id = container.id
+        self.container_names = [args.placement.docker_name(spec.service) for spec in specs]
+        shares = worker_shares(args.fastapi_workers, len(specs))
+        self.upstream_servers = [
+            f"{spec.alias}:{UVICORN_BASE_PORT + index}"
+            for spec, share in zip(specs, shares, strict=True)
+            for index in range(share)
+        ]
+        ids = [container.id for container in containers]
+        self.container_id = ids[0] if len(ids) == 1 else pulumi.Output.all(*ids).apply(",".join)
         self.register_outputs({"container_id": self.container_id})
+
+
+def _worker_specs(args: ApiArgs) -> list[ContainerSpec]:
+    """The containers that run the uvicorn workers (`api`, or `api-1` ... `api-K` with
+    apiContainers K): each its share on 8000+i at its own address, the ARQ workers in the
+    first only. Under recreate with publishInternalOnLoopback, worker i of the whole api is
+    published on 127.0.0.1:8000+i."""
+    shares = worker_shares(args.fastapi_workers, args.api_containers)
+    specs, first_worker = [], 0
+    for index, share in enumerate(shares):
+        service = API_ALIAS if len(shares) == 1 else f"{API_ALIAS}-{index + 1}"
+        specs.append(
+            ContainerSpec(
+                service=service,
+                image=args.image,
+                alias=service,
+                envs=_environment(
+                    args,
+                    workers=share,
+                    arq_workers=args.arq_workers if index == 0 else 0,
+                    # Older releases start them here whatever the switches say: say so.
+                    singletons=not args.singletons_apart,
+                ),
+                healthcheck=_API_HEALTHCHECK,
+                extra_hosts=_NO_CLOUDFLARED,
+                ports=[
+                    published_port(port, UVICORN_BASE_PORT + first_worker + offset)
+                    for offset, port in enumerate(worker_ports(share))
+                ]
+                if args.publish_on_loopback and not args.zero_downtime
+                else (),
+                # Live calls get this long to finish after SIGTERM (the provider's default is 0).
+                destroy_grace_seconds=args.stop_grace_seconds,
+                wait_timeout_seconds=args.health_timeout_seconds,
+            )
+        )
+        first_worker += share
+    return specs
 
 
 def _declare_migrations(
