@@ -21,7 +21,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESULTS_PATH = PROJECT_DIR / "docs" / "setting-changes.json"
 README_PATH = PROJECT_DIR / "README.md"
 START, END = "<!-- setting-changes:start -->", "<!-- setting-changes:end -->"
-_GENERATION = re.compile(r"^api-[0-9a-f]{6}$")
+# A generation's container, or with apiContainers one of its containers (api-<id>-<n>).
+_GENERATION = re.compile(r"^api-[0-9a-f]{6}(-\d+)?$")
 _MIGRATION_JOB = re.compile(r"^dograh-api-migrate-[0-9a-f]{6}$")
 
 

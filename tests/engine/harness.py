@@ -103,17 +103,23 @@ class EngineStack:
 
     def container(self, service: str):
         """`api` means the container running the workers: `api` (recreate) or the running
-        `api-<generation>` (zeroDowntime)."""
+        `api-<generation>` (zeroDowntime); with apiContainers above 1, see api_containers."""
         if service == "api":
-            pattern = re.compile(rf"^{PREFIX}-api(-[0-9a-f]{{6}})?$")  # not api-migrate-…
-            running = [
-                c for c in self.client.containers.list(filters={"name": f"{PREFIX}-api"})
-                if pattern.match(c.name)
-            ]  # fmt: skip
+            running = self.api_containers()
             if len(running) == 1:
                 return running[0]
             raise LookupError(f"{len(running)} api worker containers are running")
         return self.client.containers.get(container_name(service))
+
+    def api_containers(self) -> list:
+        """The running containers of uvicorn workers (not the migration job, not the
+        singletons): `api`, `api-<generation>`, or with apiContainers `…-1` … `…-K`."""
+        pattern = re.compile(rf"^{PREFIX}-api(-[0-9a-f]{{6}})?(-\d+)?$")
+        running = [
+            c for c in self.client.containers.list(filters={"name": f"{PREFIX}-api"})
+            if pattern.match(c.name)
+        ]  # fmt: skip
+        return sorted(running, key=lambda c: c.name)
 
     def env(self, service: str) -> dict[str, str]:
         return dict(item.split("=", 1) for item in self.container(service).attrs["Config"]["Env"])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from tests.clients import WebSocketCall, https_get
 from tests.engine.images import REAL_IMAGES
-from tests.engine.observe import UpstreamFollower
+from tests.engine.observe import UpstreamFollower, generation_of
 
 if TYPE_CHECKING:
     from tests.engine.harness import EngineStack
@@ -78,7 +78,8 @@ class RolloutLoad:
 
     def __enter__(self) -> RolloutLoad:
         self._calls = [WebSocketCall(self.port) for _ in range(self.call_count)]
-        (self._first_generation,) = self.stack.serving(1)
+        (first,) = self.stack.serving(1)
+        self._first_generation = generation_of(first)
         self._served.start()
         self._started = time.monotonic()
         for target in (self._send_requests, self._watch_calls, self._watch_switch):
@@ -109,7 +110,7 @@ class RolloutLoad:
         """The switch: the first request nginx sent to another api container."""
         while not self._stop.is_set() and self._switched_at is None:
             for seen_at, name, status in list(self._served.served):
-                if status == 200 and name != self._first_generation:
+                if status == 200 and generation_of(name) != self._first_generation:
                     with self._lock:
                         self._switched_at = self._switched_at or seen_at
                     return

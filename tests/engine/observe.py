@@ -40,6 +40,16 @@ class Served:
         return self.port - UVICORN_BASE_PORT
 
 
+_CONTAINER_OF_GENERATION = re.compile(r"^(?P<generation>.*-api-[0-9a-f]{6})-\d+$")
+
+
+def generation_of(container_name: str) -> str:
+    """The api generation a container belongs to: its own name, or with apiContainers the
+    name without the container's number (`…-api-3f2a1b-2` -> `…-api-3f2a1b`)."""
+    match = _CONTAINER_OF_GENERATION.match(container_name)
+    return match.group("generation") if match else container_name
+
+
 def parse_access_line(line: str) -> Served | None:
     match = _ACCESS.search(line)
     if match is None or match["upstreams"] == "-":

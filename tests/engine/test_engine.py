@@ -18,7 +18,7 @@ import docker
 import pulumi
 import pytest
 
-from components.rollout import drain_api_generation_hook
+from components.rollout import drain_api_generation_hook, probe_active_calls
 from tests.clients import https_get
 from tests.engine.applier import ApplyError
 from tests.engine.harness import HTTPS_PORT, PREFIX, SINGLETONS, engine_stack, standin_only
@@ -262,6 +262,64 @@ def test_an_api_release_that_ignores_the_switches_runs_its_singletons_once_stand
                 all=True, filters={"name": f"{PREFIX}-api-singletons"}
             )
         assert stack.workers_answering(16) == {0, 1, 2, 3}
+
+
+@standin_only("the held calls are the api stand-in's test-only WebSocket")
+def test_with_two_api_containers_a_crashed_worker_costs_only_its_own_containers_calls(stack):
+    """apiContainers: one crashed worker ends its container's start script (set -e, wait -n)
+    and Docker restarts that container alone; nginx retries its requests on the other one."""
+    stack.apply(fastapiWorkers=4, apiContainers=2)
+    first, second = stack.api_containers()
+    restarts_before = second.attrs["RestartCount"]
+    failed: list[str] = []
+    sent = 0
+    with stack.calls(12) as calls:
+        on_second = probe_active_calls(second.name, None).calls
+        assert on_second is not None and 0 < on_second < len(calls), on_second
+        stop = threading.Event()
+
+        def requests_through_nginx() -> None:
+            nonlocal sent
+            while not stop.is_set():
+                try:
+                    status = https_get(HTTPS_PORT, "/api/v1/health")[0]
+                except OSError as error:
+                    status = type(error).__name__
+                sent += 1
+                if status != 200:
+                    failed.append(str(status))
+                time.sleep(0.05)
+
+        load = threading.Thread(target=requests_through_nginx, daemon=True)
+        load.start()
+        top = second.top(ps_args="-eo pid,args")["Processes"]
+        (pid,) = [int(row[0]) for row in top if "--port 8001" in row[1] and "uvicorn" in row[1]]
+        started = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+
+        def back() -> bool:
+            state = stack.client.containers.get(second.name).attrs
+            answering = {(s.address, s.port) for s in stack.served(16)}
+            return (
+                state["RestartCount"] > restarts_before
+                and state["State"]["Health"]["Status"] == "healthy"
+                and len(answering) == 4
+            )
+
+        assert stack.wait_until(back, timeout=90, interval=0.5), "the container did not return"
+        recovered = time.monotonic() - started
+        stop.set()
+        load.join(timeout=10)
+        cut = [call for call in calls if not call.still_open(0.05)]
+    print(
+        f"\nkilled a worker of {second.name}: back in {recovered:.1f}s, {sent} requests, "
+        f"{len(failed)} failed, {len(cut)} of {len(calls)} calls cut ({on_second} were on it)"
+    )
+    assert failed == [], failed
+    assert len(cut) == on_second
+    assert (
+        first.attrs["RestartCount"] == stack.client.containers.get(first.name).attrs["RestartCount"]
+    )
 
 
 # The first worker answers: the container is up.

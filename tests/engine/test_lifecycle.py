@@ -113,6 +113,8 @@ LETS_ENCRYPT: dict[str, str | None] = {
 
 CHANGES = [
     Change("fastapiWorkers", "2 -> 3", {"fastapiWorkers": "3"}),
+    Change("apiContainers", "1 -> 2 (the 3 workers as 2 + 1)", {"apiContainers": "2"}),
+    Change("apiContainers", "2 -> 1", {"apiContainers": "1"}),
     Change("arqWorkers", "1 -> 2", {"arqWorkers": "2"}),
     Change("apiImage", "a new release", {"apiImage": NEXT_API_TAG}),
     Change("apiRelease", "the same release by its commit tag", {"apiImage": COMMIT_API_TAG,
@@ -295,7 +297,7 @@ def step_ops(plan: Plan) -> dict[str, str]:
 
 
 def serving_current_generation(stack: EngineStack) -> bool:
-    return stack.serving() == {stack.container("api").name}
+    return stack.serving(8) == {container.name for container in stack.api_containers()}
 
 
 def assert_serving(stack: EngineStack) -> None:
