@@ -26,7 +26,8 @@ COMMAND = "command:local:Command"
 MAX_WORKERS = 64
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 PUBLIC_SERVICES = re.compile(r"-(gateway|coturn)$")
-API_WORKERS = re.compile(r"-api(-[0-9a-f]{6})?$")
+# `api`, `api-<generation>`, and with apiContainers `api-1`, `api-<generation>-2`, ...
+API_WORKERS = re.compile(r"-api(-[0-9a-f]{6})?(-\d+)?$")
 UPSTREAM_SERVER = re.compile(r"^\s*server ([\w-]+):(\d+) ", re.MULTILINE)
 SENSITIVE_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|AUTH|DATABASE_URL|REDIS_URL")
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}

@@ -71,7 +71,8 @@ paths=()
 wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
 wants program && paths+=(tests/test_program.py tests/test_program_changes.py tests/test_applier_plan.py
                         tests/test_policies.py tests/test_offline_preview.py tests/test_readme.py
-                        tests/test_declaration_golden.py tests/test_acme.py)
+                        tests/test_declaration_golden.py tests/test_acme.py
+                        tests/test_api_containers.py)
 wants workflows && paths+=(tests/test_workflows.py)
 wants nginx && paths+=(tests/test_nginx_real.py)
 wants engine && paths+=(tests/engine/test_engine.py tests/engine/test_rollout.py)

@@ -66,6 +66,8 @@ def violations(declaration: Declaration) -> list[str]:
     [
         ("dev", {}, {}),
         ("dev", {"rolloutStrategy": "recreate", "fastapiWorkers": "8"}, {}),
+        ("dev", {"fastapiWorkers": "5", "apiContainers": "2"}, {}),
+        ("dev", {"rolloutStrategy": "recreate", "fastapiWorkers": "3", "apiContainers": "3"}, {}),
         ("prod", {}, PROD_SECRETS),
     ],
 )
@@ -83,6 +85,18 @@ def test_a_stack_whose_nginx_upstream_disagrees_with_the_workers_is_stopped():
     resources = [broken if r is reload else r for r in declaration.resources]
     found = violations(dataclasses.replace(declaration, resources=resources))
     assert len(found) == 1 and "lists 3 server(s)" in found[0] and "FASTAPI_WORKERS=4" in found[0]
+
+
+def test_each_of_several_api_containers_is_checked_against_the_upstream():
+    declaration = declare("dev", {"fastapiWorkers": "5", "apiContainers": "2"})
+    reload = declaration.by_name("dograh-gateway-reload")
+    second = next(c for c in declaration.custom() if c.name.endswith("-2-container"))
+    alias = reveal(second.inputs["networksAdvanced"])[0]["aliases"][0]
+    stale = reveal(reload.inputs["stdin"]).replace(f"{alias}:8001 max_fails", "gone:8001 max_fails")
+    broken = dataclasses.replace(reload, inputs={**reload.inputs, "stdin": stale})
+    resources = [broken if r is reload else r for r in declaration.resources]
+    found = violations(dataclasses.replace(declaration, resources=resources))
+    assert len(found) == 1 and f"lists 1 server(s) for {alias}" in found[0], found
 
 
 def test_workers_out_of_range_are_stopped():
