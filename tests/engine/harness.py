@@ -36,6 +36,7 @@ from tests.engine.observe import (
     SINGLETON_MODULES,
     Served,
     container_addresses,
+    generation_of,
     served_requests,
     singleton_processes,
 )
@@ -103,12 +104,14 @@ class EngineStack:
 
     def container(self, service: str):
         """`api` means the container running the workers: `api` (recreate) or the running
-        `api-<generation>` (zeroDowntime); with apiContainers above 1, see api_containers."""
+        `api-<generation>` (zeroDowntime); with apiContainers above 1, the first container of
+        the one generation running (all of them: api_containers)."""
         if service == "api":
             running = self.api_containers()
-            if len(running) == 1:
+            generations = {generation_of(container.name) for container in running}
+            if len(generations) == 1:
                 return running[0]
-            raise LookupError(f"{len(running)} api worker containers are running")
+            raise LookupError(f"{len(generations)} api generations are running: {running}")
         return self.client.containers.get(container_name(service))
 
     def api_containers(self) -> list:

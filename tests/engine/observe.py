@@ -40,12 +40,14 @@ class Served:
         return self.port - UVICORN_BASE_PORT
 
 
-_CONTAINER_OF_GENERATION = re.compile(r"^(?P<generation>.*-api-[0-9a-f]{6})-\d+$")
+# api-<generation>-<n> (zeroDowntime) or api-<n> (recreate): n is 1 to 16.
+_CONTAINER_OF_GENERATION = re.compile(r"^(?P<generation>.*-api(-[0-9a-f]{6})?)-\d{1,2}$")
 
 
 def generation_of(container_name: str) -> str:
     """The api generation a container belongs to: its own name, or with apiContainers the
-    name without the container's number (`…-api-3f2a1b-2` -> `…-api-3f2a1b`)."""
+    name without the container's number (`…-api-3f2a1b-2` -> `…-api-3f2a1b`, `…-api-2` ->
+    `…-api`)."""
     match = _CONTAINER_OF_GENERATION.match(container_name)
     return match.group("generation") if match else container_name
 
