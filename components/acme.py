@@ -17,11 +17,12 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components.container import ContainerSpec, Placement, declare_container, mounted
-from components.gateway import ACME_WEBROOT
+from components.gateway import ACME_WEBROOT, ISSUED_CERTIFICATES_PATH
 from components.rollout import docker_cli_environment
 
-# certbot's configuration directory: account, certificates, renewal settings.
-CERTIFICATES_PATH = "/etc/letsencrypt"
+# certbot's configuration directory (account, certificates, renewal settings), mounted where
+# the gateway reads it too: certbot's live/ links are relative, but the paths must agree.
+CERTIFICATES_PATH = ISSUED_CERTIFICATES_PATH
 CLIENT_SCRIPT_PATH = "/usr/local/bin/dograh-acme-client"
 CLIENT_SCRIPT = (Path(__file__).parent / "templates" / "acme-client.sh").read_text()
 SERVER_CA_PATH = "/etc/dograh/acme-server-ca.pem"

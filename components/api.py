@@ -269,7 +269,8 @@ class Api(pulumi.ComponentResource):
         )
         migrations = _declare_migrations(self, name, args)
         needs = [*args.depends_on, migrations]
-        specs = _worker_specs(args)
+        shares = worker_shares(args.fastapi_workers, args.api_containers)
+        specs = _worker_specs(args, shares)
         if args.zero_downtime:
             # One id for the generation, from every container's spec.
             others = "".join(generation_id(spec, "") for spec in specs[1:])
@@ -291,9 +292,8 @@ class Api(pulumi.ComponentResource):
                 spec,
                 args.placement,
                 depends_on=needs,
-                resource_name=f"{name}{spec.service.removeprefix(API_ALIAS)}-container"
-                if args.zero_downtime or len(specs) > 1
-                else None,
+                # `<name>-container`, `<name>-<generation>-container`, `<name>-2-container`...
+                resource_name=f"{name}{spec.service.removeprefix(API_ALIAS)}-container",
             )
             for spec in specs
         ]
@@ -325,7 +325,6 @@ class Api(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.container_names = [args.placement.docker_name(spec.service) for spec in specs]
-        shares = worker_shares(args.fastapi_workers, len(specs))
         self.upstream_servers = [
             f"{spec.alias}:{UVICORN_BASE_PORT + index}"
             for spec, share in zip(specs, shares, strict=True)
@@ -336,12 +335,11 @@ class Api(pulumi.ComponentResource):
         self.register_outputs({"container_id": self.container_id})
 
 
-def _worker_specs(args: ApiArgs) -> list[ContainerSpec]:
+def _worker_specs(args: ApiArgs, shares: list[int]) -> list[ContainerSpec]:
     """The containers that run the uvicorn workers (`api`, or `api-1` ... `api-K` with
     apiContainers K): each its share on 8000+i at its own address, the ARQ workers in the
     first only. Under recreate with publishInternalOnLoopback, worker i of the whole api is
     published on 127.0.0.1:8000+i."""
-    shares = worker_shares(args.fastapi_workers, args.api_containers)
     specs, first_worker = [], 0
     for index, share in enumerate(shares):
         service = API_ALIAS if len(shares) == 1 else f"{API_ALIAS}-{index + 1}"

@@ -15,7 +15,6 @@ test-only endpoint are marked `standin_only` and say why.
 from __future__ import annotations
 
 import contextlib
-import re
 import ssl
 import time
 import uuid
@@ -37,6 +36,7 @@ from tests.engine.observe import (
     Served,
     container_addresses,
     generation_of,
+    is_api_worker_container,
     served_requests,
     singleton_processes,
 )
@@ -117,10 +117,9 @@ class EngineStack:
     def api_containers(self) -> list:
         """The running containers of uvicorn workers (not the migration job, not the
         singletons): `api`, `api-<generation>`, or with apiContainers `…-1` … `…-K`."""
-        pattern = re.compile(rf"^{PREFIX}-api(-[0-9a-f]{{6}})?(-\d+)?$")
         running = [
             c for c in self.client.containers.list(filters={"name": f"{PREFIX}-api"})
-            if pattern.match(c.name)
+            if is_api_worker_container(c.name, PREFIX)
         ]  # fmt: skip
         return sorted(running, key=lambda c: c.name)
 

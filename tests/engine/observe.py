@@ -40,15 +40,22 @@ class Served:
         return self.port - UVICORN_BASE_PORT
 
 
-# api-<generation>-<n> (zeroDowntime) or api-<n> (recreate): n is 1 to 16.
-_CONTAINER_OF_GENERATION = re.compile(r"^(?P<generation>.*-api(-[0-9a-f]{6})?)-\d{1,2}$")
+# The api's worker containers after the stack prefix: `-api` (recreate), `-api-<generation>`
+# (zeroDowntime), each with `-<n>` (1 to 16) under apiContainers; never `-api-migrate-…` or
+# `-api-singletons`.
+_API_WORKERS = re.compile(r"^(?P<generation>.*-api(-[0-9a-f]{6})?)(-(?P<number>\d{1,2}))?$")
+
+
+def is_api_worker_container(container_name: str, prefix: str) -> bool:
+    match = _API_WORKERS.match(container_name)
+    return match is not None and match.group("generation").startswith(f"{prefix}-api")
 
 
 def generation_of(container_name: str) -> str:
     """The api generation a container belongs to: its own name, or with apiContainers the
     name without the container's number (`…-api-3f2a1b-2` -> `…-api-3f2a1b`, `…-api-2` ->
     `…-api`)."""
-    match = _CONTAINER_OF_GENERATION.match(container_name)
+    match = _API_WORKERS.match(container_name)
     return match.group("generation") if match else container_name
 
 
