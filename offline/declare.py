@@ -372,7 +372,15 @@ def _recording_monitor(
         def RegisterResource(self, request: Any) -> Any:
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
-                result.resources.append(_declared(request, response, rpc))
+                declared = _declared(request, response, rpc)
+                # The engine refuses a second registration of one URN (step_generator.go,
+                # diag.GetDuplicateResourceURNError in pkg/diag/errors.go): so does this
+                # record; Pulumi's mocks alone accept it.
+                if any(earlier.urn == declared.urn for earlier in result.resources):
+                    raise ValueError(
+                        f"Duplicate resource URN '{declared.urn}'; try giving it a unique name"
+                    )
+                result.resources.append(declared)
             return response
 
         def RegisterResourceHook(self, request: Any) -> Any:
