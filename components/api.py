@@ -26,11 +26,13 @@ import pulumi
 import pulumi_command as command
 
 from components.container import (
+    LOOPBACK,
     ContainerSpec,
     Placement,
     declare_container,
     health_check,
     published_port,
+    pull_image,
 )
 from components.rollout import (
     API_HEALTHY_SCRIPT,
@@ -251,6 +253,8 @@ def worker_shares(fastapi_workers: int, containers: int) -> list[int]:
 
 
 class Api(pulumi.ComponentResource):
+    # The generation's health check (zeroDowntime) or its containers.
+    ready: list[pulumi.Resource]
     # The ids of the containers serving the workers, joined: a new one is a new value.
     container_id: pulumi.Output[str]
     # The Docker names (and network aliases) of the containers serving the workers.
@@ -270,7 +274,12 @@ class Api(pulumi.ComponentResource):
         migrations = _declare_migrations(self, name, args)
         needs = [*args.depends_on, migrations]
         shares = worker_shares(args.fastapi_workers, args.api_containers)
-        specs = _worker_specs(args, shares)
+        specs = worker_specs(
+            args,
+            shares,
+            published_on=LOOPBACK if args.publish_on_loopback and not args.zero_downtime else None,
+            arq_workers=args.arq_workers,
+        )
         if args.zero_downtime:
             # One id for the generation, from every container's spec.
             others = "".join(generation_id(spec, "") for spec in specs[1:])
@@ -285,6 +294,7 @@ class Api(pulumi.ComponentResource):
                 )
                 for spec in specs
             ]
+        image = pull_image(self, name, args.image)
         containers = [
             declare_container(
                 self,
@@ -292,6 +302,7 @@ class Api(pulumi.ComponentResource):
                 spec,
                 args.placement,
                 depends_on=needs,
+                image=image,
                 # `<name>-container`, `<name>-<generation>-container`, `<name>-2-container`...
                 resource_name=f"{name}{spec.service.removeprefix(API_ALIAS)}-container",
             )
@@ -324,6 +335,8 @@ class Api(pulumi.ComponentResource):
                 replace(args, depends_on=[*needs, *ready]),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        # What an api host's rollout waits for: this generation, checked healthy.
+        self.ready = ready
         self.container_names = [args.placement.docker_name(spec.service) for spec in specs]
         self.upstream_servers = [
             f"{spec.alias}:{UVICORN_BASE_PORT + index}"
@@ -335,11 +348,18 @@ class Api(pulumi.ComponentResource):
         self.register_outputs({"container_id": self.container_id})
 
 
-def _worker_specs(args: ApiArgs, shares: list[int]) -> list[ContainerSpec]:
+def worker_specs(
+    args: ApiArgs,
+    shares: list[int],
+    *,
+    published_on: str | None,
+    arq_workers: int,
+) -> list[ContainerSpec]:
     """The containers that run the uvicorn workers (`api`, or `api-1` ... `api-K` with
     apiContainers K): each its share on 8000+i at its own address, the ARQ workers in the
-    first only. Under recreate with publishInternalOnLoopback, worker i of the whole api is
-    published on 127.0.0.1:8000+i."""
+    first only. With `published_on`, worker i of the whole set is published on that address's
+    port 8000+i (loopback under recreate with publishInternalOnLoopback; an api host's private
+    address)."""
     specs, first_worker = [], 0
     for index, share in enumerate(shares):
         service = API_ALIAS if len(shares) == 1 else f"{API_ALIAS}-{index + 1}"
@@ -351,17 +371,17 @@ def _worker_specs(args: ApiArgs, shares: list[int]) -> list[ContainerSpec]:
                 envs=_environment(
                     args,
                     workers=share,
-                    arq_workers=args.arq_workers if index == 0 else 0,
+                    arq_workers=arq_workers if index == 0 else 0,
                     # Older releases start them here whatever the switches say: say so.
                     singletons=not args.singletons_apart,
                 ),
                 healthcheck=_API_HEALTHCHECK,
                 extra_hosts=_NO_CLOUDFLARED,
                 ports=[
-                    published_port(port, UVICORN_BASE_PORT + first_worker + offset)
+                    published_port(port, UVICORN_BASE_PORT + first_worker + offset, ip=published_on)
                     for offset, port in enumerate(worker_ports(share))
                 ]
-                if args.publish_on_loopback and not args.zero_downtime
+                if published_on is not None
                 else (),
                 # Live calls get this long to finish after SIGTERM (the provider's default is 0).
                 destroy_grace_seconds=args.stop_grace_seconds,

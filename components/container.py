@@ -141,19 +141,16 @@ def declare_container(
     placement: Placement,
     depends_on: Sequence[pulumi.Resource] = (),
     resource_name: str | None = None,
+    image: docker.RemoteImage | None = None,
 ) -> docker.Container:
-    """Declare the image pull and the container as children of `owner`.
+    """Declare the image pull (unless `image`, pulled once for several containers, is given)
+    and the container as children of `owner`.
 
     `resource_name` (default `<owner_name>-container`) is the container's Pulumi name, part of
     its URN: a name that changes makes a new resource rather than a replacement.
     """
-    image = docker.RemoteImage(
-        f"{owner_name}-image",
-        name=spec.image,
-        # Several stacks on one host may share an image: never delete it on replace.
-        keep_locally=True,
-        opts=pulumi.ResourceOptions(parent=owner),
-    )
+    if image is None:
+        image = pull_image(owner, owner_name, spec.image)
     return docker.Container(
         resource_name or f"{owner_name}-container",
         name=placement.docker_name(spec.service),
@@ -201,6 +198,19 @@ def declare_container(
     )
 
 
+def pull_image(
+    owner: pulumi.ComponentResource, owner_name: str, reference: str
+) -> docker.RemoteImage:
+    """`<owner_name>-image`: one per owner and image, since a URN can be registered once."""
+    return docker.RemoteImage(
+        f"{owner_name}-image",
+        name=reference,
+        # Several stacks on one host may share an image: never delete it on replace.
+        keep_locally=True,
+        opts=pulumi.ResourceOptions(parent=owner),
+    )
+
+
 def _timeouts(spec: ContainerSpec) -> pulumi.CustomTimeouts:
     """Create waits for healthy, delete waits out the stop grace: never cut by the provider."""
     waits = spec.healthcheck is not None or spec.run_once
@@ -231,6 +241,23 @@ class DataServiceArgs:
     password: pulumi.Input[str]
     external_url: pulumi.Input[str] | None = None
     publish_on_loopback: bool = False
+    # With apiHosts: the main host's private address, where the other hosts reach the service.
+    private_address: str | None = None
+
+
+def data_service_ports(
+    *,
+    loopback: Sequence[int],
+    private: Sequence[int],
+    publish_on_loopback: bool,
+    private_address: str | None,
+) -> list[docker.ContainerPortArgs]:
+    """A data service's published ports: on 127.0.0.1 with publishInternalOnLoopback, and on
+    the private address with apiHosts; never on every interface."""
+    ports = [published_port(port, port) for port in loopback] if publish_on_loopback else []
+    if private_address is not None:
+        ports += [published_port(port, port, ip=private_address) for port in private]
+    return ports
 
 
 def service_url(

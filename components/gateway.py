@@ -63,6 +63,8 @@ class GatewayArgs:
 
 class Gateway(pulumi.ComponentResource):
     nginx_config: pulumi.Output[str]
+    # The Docker name of the nginx container (api hosts reload it).
+    container_name: str
     # Shared with an ACME client: the HTTP-01 challenge files, and its account and certificates.
     acme_webroot: docker.Volume
     issued_certificates: docker.Volume
@@ -143,12 +145,14 @@ class Gateway(pulumi.ComponentResource):
             args.placement,
             depends_on=args.upstreams,
         )
+        # What must come after nginx serves the current config (an api host's rollout).
+        self.reloaded: pulumi.Resource = gateway
         if args.reload_in_place:
             # Runs when the rendered config, the gateway (a new one waits for its config) or
             # the api generation changes; only after the (new) api container is created,
             # since its id is a trigger. Its stdin, the whole config, is what a reviewer
             # reads in `pulumi preview --diff`.
-            command.local.Command(
+            self.reloaded = command.local.Command(
                 f"{name}-reload",
                 create=RELOAD_GATEWAY_SCRIPT,
                 stdin=rendered,
@@ -165,5 +169,7 @@ class Gateway(pulumi.ComponentResource):
                 ],
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        self.container_name = args.placement.docker_name("gateway")
+        self.rendered_config = rendered
         self.nginx_config = pulumi.Output.from_input(rendered)
         self.register_outputs({"nginx_config": self.nginx_config})

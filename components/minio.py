@@ -12,11 +12,11 @@ from components.container import (
     DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
     Placement,
+    data_service_ports,
     data_volume,
     declare_container,
     health_check,
     mounted,
-    published_port,
 )
 
 # Reached by this network alias, a plain name, never through the container's outputs: the
@@ -39,10 +39,14 @@ class MinioArgs:
     # False with s3Bucket: no container, the volume alone is kept.
     bundled: bool = True
     publish_on_loopback: bool = False
+    # With apiHosts: the main host's private address (the S3 API is published there).
+    private_address: str | None = None
 
 
 class Minio(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
+    # With apiHosts: the endpoint the other hosts use (the private address); else None.
+    private_endpoint: pulumi.Output[str] | None
     access_key: pulumi.Output[str]
     secret_key: pulumi.Output[str]
     bucket: pulumi.Output[str]
@@ -57,6 +61,11 @@ class Minio(pulumi.ComponentResource):
         if args.bundled:
             self._declare_server(name, args, volume, secret_key)
         self.endpoint = pulumi.Output.from_input(f"{MINIO_HOST}:{MINIO_API_PORT}")
+        self.private_endpoint = (
+            pulumi.Output.from_input(f"{args.private_address}:{MINIO_API_PORT}")
+            if args.private_address is not None
+            else None
+        )
         self.access_key = pulumi.Output.from_input(MINIO_ROOT_USER)
         self.secret_key = secret_key
         self.bucket = pulumi.Output.from_input(RECORDINGS_BUCKET)
@@ -92,12 +101,13 @@ class Minio(pulumi.ComponentResource):
                 healthcheck=health_check("mc ready local"),
                 destroy_grace_seconds=DATA_STOP_GRACE_SECONDS,
                 volumes=[mounted(volume, "/data")],
-                ports=[
-                    published_port(MINIO_API_PORT, MINIO_API_PORT),
-                    published_port(MINIO_CONSOLE_PORT, MINIO_CONSOLE_PORT),
-                ]
-                if args.publish_on_loopback
-                else (),
+                # The console stays off the private network.
+                ports=data_service_ports(
+                    loopback=[MINIO_API_PORT, MINIO_CONSOLE_PORT],
+                    private=[MINIO_API_PORT],
+                    publish_on_loopback=args.publish_on_loopback,
+                    private_address=args.private_address,
+                ),
             ),
             args.placement,
         )

@@ -13,11 +13,11 @@ from components.container import (
     DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
     DataServiceArgs,
+    data_service_ports,
     data_volume,
     declare_container,
     health_check,
     mounted,
-    published_port,
     service_url,
 )
 
@@ -38,6 +38,8 @@ START_SCRIPT = (Path(__file__).parent / "templates" / "postgres-start.sh").read_
 
 class Postgres(pulumi.ComponentResource):
     database_url: pulumi.Output[str]
+    # With apiHosts: the URL the other hosts use (the private address); else None.
+    private_database_url: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: DataServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -47,6 +49,11 @@ class Postgres(pulumi.ComponentResource):
         self.database_url = service_url(
             args.external_url, lambda: self._declare_server(name, args, volume)
         )
+        self.private_database_url = None
+        if (private_address := args.private_address) is not None:
+            self.private_database_url = service_url(
+                args.external_url, lambda: _database_url(args.password, private_address)
+            )
         self.register_outputs({"database_url": self.database_url})
 
     def _declare_server(
@@ -68,17 +75,24 @@ class Postgres(pulumi.ComponentResource):
                 healthcheck=health_check(f"pg_isready -U {POSTGRES_USER} -d {POSTGRES_DB}"),
                 destroy_grace_seconds=DATA_STOP_GRACE_SECONDS,
                 volumes=[mounted(volume, DATA_PATH)],
-                ports=[published_port(POSTGRES_PORT, POSTGRES_PORT)]
-                if args.publish_on_loopback
-                else (),
+                ports=data_service_ports(
+                    loopback=[POSTGRES_PORT],
+                    private=[POSTGRES_PORT],
+                    publish_on_loopback=args.publish_on_loopback,
+                    private_address=args.private_address,
+                ),
             ),
             args.placement,
         )
-        return pulumi.Output.format(
-            "postgresql+asyncpg://{0}:{1}@{2}:{3}/{4}",
-            POSTGRES_USER,
-            pulumi.Output.from_input(args.password).apply(lambda pw: quote(pw, safe="")),
-            POSTGRES_HOST,
-            POSTGRES_PORT,
-            POSTGRES_DB,
-        )
+        return _database_url(args.password, POSTGRES_HOST)
+
+
+def _database_url(password: pulumi.Input[str], host: str) -> pulumi.Output[str]:
+    return pulumi.Output.format(
+        "postgresql+asyncpg://{0}:{1}@{2}:{3}/{4}",
+        POSTGRES_USER,
+        pulumi.Output.from_input(password).apply(lambda pw: quote(pw, safe="")),
+        host,
+        POSTGRES_PORT,
+        POSTGRES_DB,
+    )

@@ -12,11 +12,11 @@ from components.container import (
     DATA_STOP_GRACE_SECONDS,
     ContainerSpec,
     DataServiceArgs,
+    data_service_ports,
     data_volume,
     declare_container,
     health_check,
     mounted,
-    published_port,
     service_url,
 )
 
@@ -34,6 +34,8 @@ REDIS_CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
 
 class Redis(pulumi.ComponentResource):
     redis_url: pulumi.Output[str]
+    # With apiHosts: the URL the other hosts use (the private address); else None.
+    private_redis_url: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: DataServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -43,6 +45,11 @@ class Redis(pulumi.ComponentResource):
         self.redis_url = service_url(
             args.external_url, lambda: self._declare_server(name, args, volume)
         )
+        self.private_redis_url = None
+        if (private_address := args.private_address) is not None:
+            self.private_redis_url = service_url(
+                args.external_url, lambda: _redis_url(args.password, private_address)
+            )
         self.register_outputs({"redis_url": self.redis_url})
 
     def _declare_server(
@@ -70,16 +77,25 @@ class Redis(pulumi.ComponentResource):
                 healthcheck=health_check("redis-cli ping | grep -q PONG"),
                 destroy_grace_seconds=DATA_STOP_GRACE_SECONDS,
                 volumes=[mounted(volume, "/data")],
-                ports=[published_port(REDIS_PORT, REDIS_PORT)] if args.publish_on_loopback else (),
+                ports=data_service_ports(
+                    loopback=[REDIS_PORT],
+                    private=[REDIS_PORT],
+                    publish_on_loopback=args.publish_on_loopback,
+                    private_address=args.private_address,
+                ),
             ),
             args.placement,
         )
-        return pulumi.Output.format(
-            "redis://:{0}@{1}:{2}",
-            password.apply(lambda pw: quote(pw, safe="")),
-            REDIS_HOST,
-            REDIS_PORT,
-        )
+        return _redis_url(password, REDIS_HOST)
+
+
+def _redis_url(password: pulumi.Input[str], host: str) -> pulumi.Output[str]:
+    return pulumi.Output.format(
+        "redis://:{0}@{1}:{2}",
+        pulumi.Output.from_input(password).apply(lambda pw: quote(pw, safe="")),
+        host,
+        REDIS_PORT,
+    )
 
 
 def _redis_config(password: str) -> str:

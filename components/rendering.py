@@ -43,6 +43,10 @@ class GatewayConfig:
     internal_port: int = GATEWAY_INTERNAL_PORT
     pid_path: str = "/var/run/nginx.pid"
     mime_types_path: str = "/etc/nginx/mime.types"
+    # With apiHosts (workers on other machines): how long nginx waits to connect to a worker
+    # before it tries the next one, so a host that stops answering costs seconds, not nginx's
+    # default minute. None: nginx's default (every worker on this host's own network).
+    api_connect_timeout_seconds: int | None = None
 
 
 def render_gateway_config(config: GatewayConfig) -> str:

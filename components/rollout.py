@@ -71,11 +71,10 @@ for api in $API_CONTAINERS; do
 done
 """
 
-# Runs where `pulumi up` runs: switch the gateway only to api containers that are healthy now,
-# and only to a config nginx accepts; then reload.
-RELOAD_GATEWAY_SCRIPT = (
-    API_HEALTHY_SCRIPT
-    + """# A gateway that has just been created waits for its first config (its start script starts
+# Runs where `pulumi up` runs, after a health check: write the config on stdin into the
+# gateway (at $NGINX_CONFIG in $GATEWAY_CONTAINER) if nginx accepts it, and reload.
+_WRITE_CONFIG_AND_RELOAD = """\
+# A gateway that has just been created waits for its first config (its start script starts
 # nginx once the file exists): then wait until nginx runs, rather than reload it.
 docker exec -i -e NGINX_CONFIG="$NGINX_CONFIG" "$GATEWAY_CONTAINER" sh -c '
   set -e
@@ -93,7 +92,48 @@ docker exec -i -e NGINX_CONFIG="$NGINX_CONFIG" "$GATEWAY_CONTAINER" sh -c '
   echo "nginx did not start with the new config; see docker logs $HOSTNAME" >&2
   exit 1'
 """
+
+# Runs where `pulumi up` runs: switch the gateway only to api containers that are healthy now,
+# and only to a config nginx accepts; then reload.
+RELOAD_GATEWAY_SCRIPT = API_HEALTHY_SCRIPT + _WRITE_CONFIG_AND_RELOAD
+
+# Runs where `pulumi up` runs, once an api host's containers (in $API_CONTAINERS, on the
+# Docker host $API_DOCKER_HOST) are in place: they must be healthy, then the gateway (on its
+# own Docker host, DOCKER_HOST) takes the whole config again, this host's workers back in it.
+API_HOST_IN_UPSTREAM_SCRIPT = (
+    """set -eu
+for api in $API_CONTAINERS; do
+  health=$(docker --host "$API_DOCKER_HOST" inspect \\
+           --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$api" 2>&1) \\
+    || health="unreachable or missing ($health)"
+  if [ "$health" != healthy ]; then
+    echo "api host $API_HOST ($API_DOCKER_HOST): container $api is ${health:-unchecked}, not" \\
+         "healthy; the host stays out of nginx's upstream. See 'docker --host" \\
+         "$API_DOCKER_HOST logs $api'; fix the cause or roll the configuration back, then" \\
+         "run pulumi up again." >&2
+    exit 1
+  fi
+done
+"""
+    + _WRITE_CONFIG_AND_RELOAD
 )
+
+# Runs inside the gateway: mark the upstream servers in $SERVERS (address:port, dots escaped
+# for sed) `down` in the live config and reload, so nginx sends them nothing new while their
+# calls go on (a reload keeps open connections on the old nginx workers).
+_MARK_SERVERS_DOWN = """set -e
+cp "$NGINX_CONFIG" "$NGINX_CONFIG.next"
+for server in $SERVERS; do
+  sed -i "s/^\\( *server $server\\) max_fails/\\1 down max_fails/" "$NGINX_CONFIG.next"
+done
+nginx -t -q -c "$NGINX_CONFIG.next"
+mv "$NGINX_CONFIG.next" "$NGINX_CONFIG"
+nginx -c "$NGINX_CONFIG" -s reload
+"""
+
+# The label naming the Docker host an api host's container runs on: its before-delete hook
+# finds the host there, also once the host is no longer in apiHosts.
+DOCKER_HOST_LABEL = "dograh.docker-host"
 
 
 # What the docker provider replaces a container for (every ForceNew input the program sets,
@@ -221,5 +261,77 @@ def drain_api_generation_hook(
         name = state.get("name")
         if name:
             wait_until_drained(name, docker_host, drain_timeout_seconds, poll_seconds)
+
+    return pulumi.ResourceHook(hook_name, drain)
+
+
+def upstream_server(address: str, port: int) -> str:
+    """address:port as nginx's `server` takes it (an IPv6 address in brackets)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def take_out_of_upstream(
+    servers: list[str],
+    gateway_container: str,
+    nginx_config: str,
+    gateway_docker_host: str | None,
+) -> str:
+    """Mark `servers` down in the running gateway's config and reload it; "" when done, else
+    why not (a gateway being replaced, say: then nothing is marked, and nginx's retries carry
+    new requests past the servers once they are gone)."""
+    escaped = " ".join(server.replace(".", "\\.").replace("[", "\\[").replace("]", "\\]")
+                       for server in servers)  # fmt: skip
+    try:
+        done = _docker(
+            [
+                "exec",
+                "-e",
+                f"SERVERS={escaped}",
+                "-e",
+                f"NGINX_CONFIG={nginx_config}",
+                gateway_container,
+                "sh",
+                "-c",
+                _MARK_SERVERS_DOWN,
+            ],
+            gateway_docker_host,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"{type(error).__name__}: {error}"
+    return "" if done.returncode == 0 else (done.stderr or done.stdout).strip()
+
+
+def drain_api_host_hook(
+    hook_name: str,
+    gateway_container: str,
+    nginx_config: str,
+    gateway_docker_host: str | None,
+    drain_timeout_seconds: int,
+    poll_seconds: float = 2.0,
+) -> pulumi.ResourceHook:
+    """A before-delete hook for an api host's worker container (replaced, or its host removed
+    from apiHosts): out of nginx's upstream first, then wait until its calls have ended, or
+    drainTimeoutSeconds passes. Registered in every run under one name, so a container whose
+    host is gone from apiHosts still finds it: the host is read from the container's label."""
+
+    def drain(args: pulumi.ResourceHookArgs) -> None:
+        state = args.old_outputs or args.old_inputs or {}
+        name = state.get("name")
+        labels = {item["label"]: item["value"] for item in state.get("labels") or []}
+        docker_host = labels.get(DOCKER_HOST_LABEL)
+        if not name or not docker_host:
+            return
+        servers = [
+            upstream_server(port["ip"], int(port["external"])) for port in state.get("ports") or []
+        ]
+        problem = take_out_of_upstream(
+            servers, gateway_container, nginx_config, gateway_docker_host
+        )
+        if problem:
+            pulumi.log.warn(
+                f"{name} on {docker_host}: could not mark its workers down in nginx ({problem}); "
+                "draining it anyway"
+            )
+        wait_until_drained(name, docker_host, drain_timeout_seconds, poll_seconds)
 
     return pulumi.ResourceHook(hook_name, drain)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -26,6 +27,8 @@ PROJECT = "dograh"
 WORKERS_WITHOUT_WARNING = 8
 MAX_FASTAPI_WORKERS = 64
 MAX_API_CONTAINERS = 16
+MAX_API_HOSTS = 16
+DOCKER_HOST_SCHEMES = ("unix://", "ssh://", "tcp://")
 
 Release = tuple[int, int, int]
 
@@ -122,11 +125,57 @@ def _ip_address(value: str) -> str:
         raise ValueError("an IPv4 or IPv6 address") from None
 
 
+def _private_network_address(value: str) -> str:
+    address = ipaddress.ip_address(_ip_address(value))
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        raise ValueError(
+            "an address on the private network between the hosts (not loopback, 0.0.0.0 or "
+            "multicast: the other hosts must reach it)"
+        )
+    return str(address)
+
+
+def _docker_host_url(value: str) -> str:
+    if not value.startswith(DOCKER_HOST_SCHEMES):
+        raise ValueError(
+            "a Docker host URL starting with "
+            + " or ".join(DOCKER_HOST_SCHEMES)
+            + " (ssh://user@10.0.0.12 as for docker:host)"
+        )
+    return value
+
+
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 DograhImage = Annotated[str, AfterValidator(_dograh_image)]
 HostName = Annotated[str, AfterValidator(_host_name)]
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
+PrivateNetworkAddress = Annotated[str, AfterValidator(_private_network_address)]
+DockerHostUrl = Annotated[str, AfterValidator(_docker_host_url)]
 Port = Annotated[int, Field(ge=1, le=65535, strict=False)]
+
+
+class ApiHostSettings(BaseModel):
+    """One more Docker host running api workers (an entry of apiHosts)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, alias_generator=to_camel
+    )
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,29}$",
+        description="a short name: lowercase letters, digits and '-', starting with a letter",
+    )
+    docker_host: DockerHostUrl = Field(description="a Docker host URL (ssh://, tcp://, unix://)")
+    address: PrivateNetworkAddress = Field(
+        description="where the gateway reaches this host on the private network"
+    )
+    fastapi_workers: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_FASTAPI_WORKERS,
+        description=f"an integer from 1 to {MAX_FASTAPI_WORKERS} (unset: the stack's "
+        "fastapiWorkers)",
+    )
 
 
 class StackSettings(BaseModel):
@@ -290,6 +339,22 @@ class StackSettings(BaseModel):
         False,
         description="true or false: refuse telephony media sockets without a signed token",
     )
+    api_hosts: list[ApiHostSettings] = Field(
+        default_factory=list,
+        max_length=MAX_API_HOSTS,
+        description=f"up to {MAX_API_HOSTS} more Docker hosts running api workers, each "
+        "{name, dockerHost, address, fastapiWorkers?}, set with `pulumi config set --path "
+        "'apiHosts[0].dockerHost' ssh://dograh@10.0.0.12` and so on",
+    )
+    private_address: PrivateNetworkAddress | None = Field(
+        None,
+        description="this (main) host's address on the private network the apiHosts reach "
+        "postgres, redis and minio at; required with apiHosts",
+    )
+
+    def host_workers(self, host: ApiHostSettings) -> int:
+        """The uvicorn workers an api host runs: its own fastapiWorkers, else the stack's."""
+        return host.fastapi_workers if host.fastapi_workers is not None else self.fastapi_workers
 
     @property
     def public_base_url(self) -> str:
@@ -375,6 +440,9 @@ RELEASE_GATES = (
             ("apiContainers", lambda s: s.api_containers > 1, (1, 45, 0),
              "older releases start ari_manager and campaign_orchestrator in every api "
              "container whatever the switches say: they would run once per container"),
+            ("apiHosts", lambda s: bool(s.api_hosts), (1, 45, 0),
+             "older releases start ari_manager and campaign_orchestrator on every host "
+             "whatever the switches say: they would run once per host"),
             ("enableAriManager", lambda s: not s.enable_ari_manager, (1, 45, 0),
              "older releases start ari_manager whatever ENABLE_ARI_MANAGER says"),
             ("enableCampaignOrchestrator", lambda s: not s.enable_campaign_orchestrator,
@@ -428,6 +496,8 @@ def release_problems(settings: StackSettings) -> list[str]:
 
 def _shown(settings: StackSettings, alias: str) -> str:
     value = settings.model_dump(by_alias=True)[alias]
+    if isinstance(value, list):  # apiHosts: by their names
+        return repr([item["name"] for item in value])
     return repr(value if not isinstance(value, bool) else str(value).lower())
 
 
@@ -493,23 +563,73 @@ def validate_settings(raw: dict[str, Any], secret_keys_present: set[str]) -> Sta
     plain = {
         key: value for key, value in plain.items() if not (value == "" and key in _OPTIONAL_ALIASES)
     }
+    problems += _parse_structured(plain)
     settings: StackSettings | None = None
-    try:
-        settings = StackSettings.model_validate(plain)
-    except ValidationError as error:
-        for item in error.errors():
-            key = str(item["loc"][0])
-            failure = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
-            expected = str(failure) if failure is not None else _allowed(key)
-            problems.append(
-                f"{PROJECT}:{key} = {plain.get(key)!r} is not allowed; expected {expected}"
-            )
+    if not problems:
+        try:
+            settings = StackSettings.model_validate(plain)
+        except ValidationError as error:
+            problems += [_validation_problem(item, plain) for item in error.errors()]
     if settings is not None:
         problems.extend(cross_field_problems(settings, secret_keys_present))
     if problems:
         raise SettingsError(problems)
     assert settings is not None
     return settings
+
+
+# Settings whose value is a list of objects: `pulumi config set --path` stores them as YAML and
+# the program reads them back as JSON text.
+STRUCTURED_KEYS = ("apiHosts",)
+
+
+def _parse_structured(plain: dict[str, Any]) -> list[str]:
+    problems = []
+    for key in STRUCTURED_KEYS:
+        if isinstance(plain.get(key), str):
+            try:
+                plain[key] = json.loads(plain[key])
+            except json.JSONDecodeError:
+                problems.append(
+                    f"{PROJECT}:{key} = {plain[key]!r} is not allowed; expected a list, set with "
+                    f"`pulumi config set --path '{key}[0].name' ...`"
+                )
+    return problems
+
+
+def _validation_problem(item: Any, plain: dict[str, Any]) -> str:
+    """One pydantic error as `dograh:<path> = <value> is not allowed; expected ...`, the path
+    down to the field (`apiHosts[1].address`)."""
+    location, value = "", cast(Any, plain)
+    model: type[BaseModel] = StackSettings
+    expected = None
+    for step in item["loc"]:
+        if isinstance(step, int):
+            location += f"[{step}]"
+            model = ApiHostSettings
+        else:
+            location += f".{step}" if location else str(step)
+            field = next((f for f in model.model_fields.values() if f.alias == step), None)
+            expected = field.description if field is not None else None
+        value = value[step] if isinstance(value, dict | list) and _has(value, step) else None
+    failure = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
+    if failure is not None:
+        expected = str(failure)
+    elif item["type"] == "missing":
+        return f"{PROJECT}:{location} is required; expected {expected or 'see the README'}"
+    elif item["type"] == "extra_forbidden":
+        return (
+            f"{PROJECT}:{location} is not a field of an api host "
+            "(name, dockerHost, address, fastapiWorkers)"
+        )
+    expected = expected or _allowed(location)
+    return f"{PROJECT}:{location} = {value!r} is not allowed; expected {expected}"
+
+
+def _has(container: dict[str, Any] | list[Any], step: str | int) -> bool:
+    if isinstance(container, dict):
+        return step in container
+    return isinstance(step, int) and 0 <= step < len(container)
 
 
 def cross_field_problems(settings: StackSettings, secret_keys_present: set[str]) -> list[str]:
@@ -526,6 +646,7 @@ def cross_field_problems(settings: StackSettings, secret_keys_present: set[str])
         )
     if settings.http_port == settings.https_port:
         problems.append(f"{PROJECT}:httpsPort must differ from httpPort")
+    problems.extend(_api_host_problems(settings))
     external_s3_only = [
         key
         for key, value in (
@@ -559,6 +680,54 @@ def cross_field_problems(settings: StackSettings, secret_keys_present: set[str])
             f"{PROJECT}:s3Bucket = {settings.s3_bucket!r} needs s3AccessKeyId and "
             "s3SecretAccessKey (pulumi config set --secret)"
         )
+    return problems
+
+
+def _api_host_problems(settings: StackSettings) -> list[str]:
+    hosts = settings.api_hosts
+    if not hosts:
+        if settings.private_address is not None:
+            return [
+                f"{PROJECT}:privateAddress = {settings.private_address!r} is set but apiHosts is "
+                "empty; it is only used with apiHosts (unset it, or add the hosts)"
+            ]
+        return []
+    problems = []
+    if settings.private_address is None:
+        problems.append(
+            f"{PROJECT}:privateAddress is required with apiHosts: this host's address on the "
+            "private network, where the api hosts reach postgres, redis and minio"
+        )
+    if settings.rollout_strategy != "zeroDowntime":
+        problems.append(
+            f"{PROJECT}:rolloutStrategy = {settings.rollout_strategy!r} is not allowed with "
+            "apiHosts; expected 'zeroDowntime' (hosts are rolled one at a time, out of nginx's "
+            "upstream and drained first)"
+        )
+    seen_names: dict[str, int] = {}
+    seen_addresses: dict[str, str] = (
+        {settings.private_address: "privateAddress"} if settings.private_address else {}
+    )
+    for index, host in enumerate(hosts):
+        path = f"{PROJECT}:apiHosts[{index}]"
+        if host.name in seen_names:
+            problems.append(
+                f"{path}.name = {host.name!r} is already the name of apiHosts"
+                f"[{seen_names[host.name]}]; expected a name of its own"
+            )
+        seen_names.setdefault(host.name, index)
+        if host.address in seen_addresses:
+            problems.append(
+                f"{path}.address = {host.address!r} is already {seen_addresses[host.address]}'s; "
+                "expected each host's own address"
+            )
+        seen_addresses.setdefault(host.address, f"apiHosts[{index}].address")
+        workers = settings.host_workers(host)
+        if settings.api_containers > workers:
+            problems.append(
+                f"{path}.fastapiWorkers = {workers} is less than apiContainers = "
+                f"{settings.api_containers}; each api container runs at least one worker"
+            )
     return problems
 
 

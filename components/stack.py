@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_docker as docker
 
 from components.acme import AcmeClient, AcmeClientArgs, issued_certificate_dir
 from components.api import Api, ApiArgs, BundledStorage, ExternalStorage
+from components.api_host import ApiHost, ApiHostArgs, api_host_upstream
 from components.config import LoadedSettings
 from components.container import DataServiceArgs, Placement
 from components.gateway import (
     ACME_WEBROOT,
     CERTIFICATE_PATH,
+    NGINX_CONFIG_PATH,
     PRIVATE_KEY_PATH,
     Gateway,
     GatewayArgs,
@@ -23,10 +25,14 @@ from components.network import StackNetwork, StackNetworkArgs
 from components.postgres import Postgres
 from components.redis import Redis
 from components.rendering import GATEWAY_INTERNAL_PORT, GatewayConfig, TurnConfig
+from components.rollout import drain_api_host_hook
 from components.secrets import StackCredentials, StackCredentialsArgs
 from components.tls import GatewayCertificate, GatewayCertificateArgs
 from components.turn import TurnServer, TurnServerArgs
 from components.ui import UI_PORT, Ui, UiArgs
+
+# With apiHosts: how long nginx tries to connect to a worker before it moves to the next one.
+API_HOST_CONNECT_TIMEOUT_SECONDS = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +77,8 @@ class DograhStack(pulumi.ComponentResource):
             f"{name}-credentials", StackCredentialsArgs(overrides=self._secrets), opts=self._child
         )
         data = self._data_services(placement)
-        api = self._api(placement, data)
+        api_args = self._api_args(placement, data)
+        api = Api(f"{name}-api", api_args, opts=self._child)
         ui = self._ui(placement)
         certificate = GatewayCertificate(
             f"{name}-certificate",
@@ -83,6 +90,7 @@ class DograhStack(pulumi.ComponentResource):
             opts=self._child,
         )
         gateway = self._gateway(placement, api, ui, data.minio, certificate)
+        self._api_hosts(args.name_prefix, api_args, data, gateway)
         acme = self._acme_client(placement, gateway)
         if self._settings.enable_turn:
             self._turn(placement, certificate)
@@ -118,6 +126,7 @@ class DograhStack(pulumi.ComponentResource):
                 password=credentials.postgres_password,
                 external_url=self._secrets.get("externalDatabaseUrl"),
                 publish_on_loopback=loopback,
+                private_address=settings.private_address,
             ),
             opts=self._child,
         )
@@ -129,6 +138,7 @@ class DograhStack(pulumi.ComponentResource):
                 password=credentials.redis_password,
                 external_url=self._secrets.get("externalRedisUrl"),
                 publish_on_loopback=loopback,
+                private_address=settings.private_address,
             ),
             opts=self._child,
         )
@@ -140,16 +150,21 @@ class DograhStack(pulumi.ComponentResource):
                 root_password=credentials.minio_root_password,
                 bundled=settings.s3_bucket is None,
                 publish_on_loopback=loopback,
+                private_address=settings.private_address,
             ),
             opts=self._child,
         )
         return DataServices(postgres=postgres, redis=redis, minio=minio)
 
-    def _storage(self, minio: Minio) -> BundledStorage | ExternalStorage:
+    def _storage(
+        self, minio: Minio, endpoint: pulumi.Input[str] | None = None
+    ) -> BundledStorage | ExternalStorage:
+        """Where the api keeps recordings; `endpoint`: the bundled minio's, as another host
+        reaches it."""
         settings, secrets = self._settings, self._secrets
         if settings.s3_bucket is None:
             return BundledStorage(
-                endpoint=minio.endpoint,
+                endpoint=endpoint if endpoint is not None else minio.endpoint,
                 access_key=minio.access_key,
                 secret_key=minio.secret_key,
                 bucket=minio.bucket,
@@ -165,46 +180,42 @@ class DograhStack(pulumi.ComponentResource):
             addressing_style=settings.s3_addressing_style,
         )
 
-    def _api(self, placement: Placement, data: DataServices) -> Api:
+    def _api_args(self, placement: Placement, data: DataServices) -> ApiArgs:
         settings, credentials = self._settings, self.credentials
         release = settings.api_release_number
         assert release is not None  # the settings refuse an api image of unknown release
-        return Api(
-            f"{self._name}-api",
-            ApiArgs(
-                placement=placement,
-                image=settings.api_image,
-                release=release,
-                fastapi_workers=settings.fastapi_workers,
-                api_containers=settings.api_containers,
-                arq_workers=settings.arq_workers,
-                enable_ari_manager=settings.enable_ari_manager,
-                enable_campaign_orchestrator=settings.enable_campaign_orchestrator,
-                public_base_url=settings.public_base_url,
-                public_host=settings.public_host,
-                environment=settings.environment,
-                log_level=settings.log_level,
-                enable_signup=settings.enable_signup,
-                database_url=data.postgres.database_url,
-                redis_url=data.redis.redis_url,
-                storage=self._storage(data.minio),
-                oss_jwt_secret=credentials.oss_jwt_secret,
-                devops_secret=credentials.devops_secret,
-                telephony_ws_token_secret=credentials.telephony_ws_token_secret,
-                telephony_ws_token_enforce=settings.telephony_ws_token_enforce,
-                turn_secret=credentials.turn_secret if settings.enable_turn else None,
-                server_ip=settings.server_ip,
-                stop_grace_seconds=settings.api_stop_grace_seconds,
-                health_timeout_seconds=settings.api_health_timeout_seconds,
-                zero_downtime=settings.rollout_strategy == "zeroDowntime",
-                secret_fingerprint=self._loaded.secret_fingerprint,
-                docker_host=self._loaded.docker_host,
-                drain_timeout_seconds=settings.drain_timeout_seconds,
-                publish_on_loopback=settings.publish_internal_on_loopback,
-                # What the api needs running before it starts.
-                depends_on=[data.postgres, data.redis, data.minio],
-            ),
-            opts=self._child,
+        return ApiArgs(
+            placement=placement,
+            image=settings.api_image,
+            release=release,
+            fastapi_workers=settings.fastapi_workers,
+            api_containers=settings.api_containers,
+            arq_workers=settings.arq_workers,
+            enable_ari_manager=settings.enable_ari_manager,
+            enable_campaign_orchestrator=settings.enable_campaign_orchestrator,
+            public_base_url=settings.public_base_url,
+            public_host=settings.public_host,
+            environment=settings.environment,
+            log_level=settings.log_level,
+            enable_signup=settings.enable_signup,
+            database_url=data.postgres.database_url,
+            redis_url=data.redis.redis_url,
+            storage=self._storage(data.minio),
+            oss_jwt_secret=credentials.oss_jwt_secret,
+            devops_secret=credentials.devops_secret,
+            telephony_ws_token_secret=credentials.telephony_ws_token_secret,
+            telephony_ws_token_enforce=settings.telephony_ws_token_enforce,
+            turn_secret=credentials.turn_secret if settings.enable_turn else None,
+            server_ip=settings.server_ip,
+            stop_grace_seconds=settings.api_stop_grace_seconds,
+            health_timeout_seconds=settings.api_health_timeout_seconds,
+            zero_downtime=settings.rollout_strategy == "zeroDowntime",
+            secret_fingerprint=self._loaded.secret_fingerprint,
+            docker_host=self._loaded.docker_host,
+            drain_timeout_seconds=settings.drain_timeout_seconds,
+            publish_on_loopback=settings.publish_internal_on_loopback,
+            # What the api needs running before it starts.
+            depends_on=[data.postgres, data.redis, data.minio],
         )
 
     def _ui(self, placement: Placement) -> Ui:
@@ -234,7 +245,7 @@ class DograhStack(pulumi.ComponentResource):
                 placement=placement,
                 image=settings.nginx_image,
                 config=GatewayConfig(
-                    api_servers=api.upstream_servers,
+                    api_servers=self._all_api_servers(api),
                     ui_host="ui",
                     ui_port=UI_PORT,
                     minio_host=MINIO_HOST if minio.bundled else None,
@@ -244,6 +255,9 @@ class DograhStack(pulumi.ComponentResource):
                     certificate_path=CERTIFICATE_PATH,
                     private_key_path=PRIVATE_KEY_PATH,
                     acme_webroot=ACME_WEBROOT,
+                    api_connect_timeout_seconds=(
+                        API_HOST_CONNECT_TIMEOUT_SECONDS if settings.api_hosts else None
+                    ),
                 ),
                 certificate_pem=certificate.certificate_pem,
                 private_key_pem=certificate.private_key_pem,
@@ -263,6 +277,71 @@ class DograhStack(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
+
+    def _all_api_servers(self, api: Api) -> list[str]:
+        """nginx's one upstream: this host's workers, then every api host's, each host's from
+        the same count that sets its FASTAPI_WORKERS."""
+        settings = self._settings
+        return [
+            *api.upstream_servers,
+            *(
+                server
+                for host in settings.api_hosts
+                for server in api_host_upstream(host.address, settings.host_workers(host))
+            ),
+        ]
+
+    def _api_hosts(
+        self, name_prefix: str, api_args: ApiArgs, data: DataServices, gateway: Gateway
+    ) -> None:
+        """The apiHosts, each through its own docker provider, rolled one after the other once
+        the gateway serves this host's current generation. The drain hook is registered in
+        every run: a host removed from apiHosts still needs it for its containers."""
+        settings = self._settings
+        drain = drain_api_host_hook(
+            f"{self._name}-api-hosts-drain",
+            gateway.container_name,
+            NGINX_CONFIG_PATH,
+            self._loaded.docker_host,
+            settings.drain_timeout_seconds,
+        )
+        if not settings.api_hosts:
+            return
+        assert data.postgres.private_database_url is not None  # privateAddress is required
+        assert data.redis.private_redis_url is not None
+        remote_api = replace(
+            api_args,
+            database_url=data.postgres.private_database_url,
+            redis_url=data.redis.private_redis_url,
+            storage=self._storage(data.minio, data.minio.private_endpoint),
+            depends_on=(),
+        )
+        after: pulumi.Resource = gateway.reloaded
+        for host in settings.api_hosts:
+            name = f"{self._name}-host-{host.name}"
+            provider = docker.Provider(
+                f"{name}-docker",
+                host=host.docker_host,
+                ssh_opts=self._loaded.docker_ssh_opts,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            api_host = ApiHost(
+                name,
+                ApiHostArgs(
+                    host=host,
+                    workers=settings.host_workers(host),
+                    api_containers=settings.api_containers,
+                    api=remote_api,
+                    name_prefix=name_prefix,
+                    gateway_container=gateway.container_name,
+                    gateway_docker_host=self._loaded.docker_host,
+                    nginx_config=gateway.rendered_config,
+                    after=[after],
+                    drain_hook=drain,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, providers=[provider]),
+            )
+            after = api_host.in_upstream
 
     def _acme_client(self, placement: Placement, gateway: Gateway) -> AcmeClient | None:
         settings = self._settings
@@ -307,7 +386,7 @@ class DograhStack(pulumi.ComponentResource):
         self.certificate_status = acme.first_report if acme is not None else None
         self.public_url = pulumi.Output.from_input(self._settings.public_base_url)
         self.fastapi_workers = pulumi.Output.from_input(self._settings.fastapi_workers)
-        self.api_upstream = pulumi.Output.from_input(api.upstream_servers)
+        self.api_upstream = pulumi.Output.from_input(self._all_api_servers(api))
         self.nginx_config = gateway.nginx_config
         self.register_outputs(
             {

@@ -19,9 +19,7 @@ from offline.declare import (
 )
 from offline.preview import nginx_config
 
-UPSTREAM_SERVER = re.compile(
-    r"^\s*server ([\w-]+):(\d+) max_fails=3 fail_timeout=10s;$", re.MULTILINE
-)
+UPSTREAM_SERVER = re.compile(r"^\s*server (\S+):(\d+) max_fails=3 fail_timeout=10s;$", re.MULTILINE)
 RECREATE = {"rolloutStrategy": "recreate"}
 
 

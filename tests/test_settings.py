@@ -1,5 +1,6 @@
 """The settings model: what it accepts, what it refuses and how it says so."""
 
+import json
 import re
 import typing
 
@@ -8,6 +9,7 @@ import yaml
 
 from components.settings import (
     SECRET_KEYS,
+    STRUCTURED_KEYS,
     SettingsError,
     StackSettings,
     validate_settings,
@@ -94,7 +96,12 @@ def test_empty_string_means_unset_for_optional_settings_only():
 
 def test_pulumi_yaml_declares_every_plain_setting_with_the_models_type_and_default():
     declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
-    fields = {field.alias: field for field in StackSettings.model_fields.values()}
+    # A list of objects (apiHosts) has no project config type; the program validates it.
+    fields = {
+        field.alias: field
+        for field in StackSettings.model_fields.values()
+        if field.alias not in STRUCTURED_KEYS
+    }
     assert set(declared) == set(fields)
     for key, field in fields.items():
         annotation = field.annotation
@@ -326,3 +333,75 @@ def test_api_containers_share_the_workers_and_need_the_singleton_switches():
     assert (
         validate_settings({"fastapiWorkers": "4", "apiContainers": "4"}, set()).api_containers == 4
     )
+
+
+def _hosts(*entries: dict) -> str:
+    return json.dumps(list(entries))
+
+
+H2 = {"name": "h2", "dockerHost": "ssh://dograh@10.0.0.12", "address": "10.0.0.12"}
+
+
+def test_api_hosts_problems_name_their_path_value_and_what_is_allowed():
+    with pytest.raises(SettingsError) as refused:
+        validate_settings(
+            {
+                "apiHosts": _hosts(
+                    {**H2, "dockerHost": "10.0.0.12"},
+                    {"name": "Main Host", "dockerHost": "tcp://h:2376", "address": "0.0.0.0"},
+                    {"name": "h4", "address": "10.0.0.14", "fastapiWorkers": 0, "port": 22},
+                ),
+                "privateAddress": "10.0.0.1",
+            },
+            set(),
+        )
+    text = str(refused.value)
+    assert (
+        "dograh:apiHosts[0].dockerHost = '10.0.0.12' is not allowed; expected a Docker host URL"
+        in text
+    )
+    assert "dograh:apiHosts[1].name = 'Main Host' is not allowed" in text
+    assert "dograh:apiHosts[1].address = '0.0.0.0' is not allowed" in text
+    assert "dograh:apiHosts[2].dockerHost is required" in text
+    assert (
+        "dograh:apiHosts[2].fastapiWorkers = 0 is not allowed; expected an integer from 1 to 64"
+        in text
+    )
+    assert "dograh:apiHosts[2].port is not a field of an api host" in text
+
+
+def test_api_hosts_need_unique_names_and_addresses_a_private_address_and_zero_downtime():
+    with pytest.raises(SettingsError) as refused:
+        validate_settings(
+            {
+                "apiHosts": _hosts(H2, {**H2, "address": "10.0.0.1"}, {**H2, "name": "h3"}),
+                "rolloutStrategy": "recreate",
+            },
+            set(),
+        )
+    text = str(refused.value)
+    assert "dograh:apiHosts[1].name = 'h2' is already the name of apiHosts[0]" in text
+    assert "dograh:apiHosts[2].address = '10.0.0.12' is already apiHosts[0].address's" in text
+    assert "dograh:privateAddress is required with apiHosts" in text
+    assert "dograh:rolloutStrategy = 'recreate' is not allowed with apiHosts" in text
+
+
+def test_api_hosts_settings_are_read_from_pulumis_json_and_default_to_the_stacks_workers():
+    settings = validate_settings(
+        {"apiHosts": _hosts(H2, {**H2, "name": "h3", "address": "10.0.0.13", "fastapiWorkers": 6}),
+         "privateAddress": "10.0.0.1", "fastapiWorkers": "2"},
+        set(),
+    )  # fmt: skip
+    assert [settings.host_workers(h) for h in settings.api_hosts] == [2, 6]
+    with pytest.raises(SettingsError, match=r"apiHosts = 'h2' is not allowed; expected a list"):
+        validate_settings({"apiHosts": "h2"}, set())
+    with pytest.raises(SettingsError, match=r"privateAddress = '10\.0\.0\.1' is set but apiHosts"):
+        validate_settings({"privateAddress": "10.0.0.1"}, set())
+    with pytest.raises(
+        SettingsError, match=r"apiHosts\[0\].fastapiWorkers = 1 is less than apiContainers = 2"
+    ):
+        validate_settings(
+            {"apiHosts": _hosts({**H2, "fastapiWorkers": 1}), "privateAddress": "10.0.0.1",
+             "apiContainers": "2"},
+            set(),
+        )  # fmt: skip
