@@ -7,6 +7,7 @@ provider's property names (camelCase) and are written to hold for both rollout s
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,7 +29,8 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 PUBLIC_SERVICES = re.compile(r"-(gateway|coturn)$")
 # `api`, `api-<generation>`, and with apiContainers `api-1`, `api-<generation>-2`, ...
 API_WORKERS = re.compile(r"-api(-[0-9a-f]{6})?(-\d+)?$")
-UPSTREAM_SERVER = re.compile(r"^\s*server ([\w-]+):(\d+) ", re.MULTILINE)
+# An upstream server: a network alias or (an api host's worker) an address, and the port.
+UPSTREAM_SERVER = re.compile(r"^\s*server (\S+):(\d+) ", re.MULTILINE)
 SENSITIVE_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|AUTH|DATABASE_URL|REDIS_URL")
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
 
@@ -47,15 +49,27 @@ def _is_pinned(reference: str) -> bool:
     return ":" in last and last.rsplit(":", 1)[1] not in ("", "latest")
 
 
+def _private(ip: str) -> bool:
+    """Loopback, or an address of a private network (apiHosts: the hosts reach each other's
+    data services and workers there); never 0.0.0.0 or a public address."""
+    if ip in LOOPBACK:
+        return True
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return address.is_private and not address.is_unspecified
+
+
 def check_public_ports(props: Mapping[str, Any]) -> Violations:
     name = str(props.get("name", ""))
     if PUBLIC_SERVICES.search(name):
         return []
     return [
         f"{name} publishes {port.get('external')} on {port.get('ip', '0.0.0.0')}: only the "
-        "gateway and coturn may publish beyond 127.0.0.1"
+        "gateway and coturn may publish beyond 127.0.0.1 and private-network addresses"
         for port in props.get("ports") or []
-        if port.get("ip", "0.0.0.0") not in LOOPBACK
+        if not _private(str(port.get("ip", "0.0.0.0")))
     ]
 
 
@@ -132,8 +146,22 @@ def check_workers(resources: list[tuple[str, Mapping[str, Any]]]) -> Violations:
             continue
         if nginx is None:
             continue
+        listed = UPSTREAM_SERVER.findall(nginx)
+        published = [
+            (str(p.get("ip")), str(int(p["external"])))
+            for p in props.get("ports") or []
+            if str(p.get("ip")) not in LOOPBACK and p.get("external") is not None
+        ]
+        if published:  # an api host's worker container: reached at its published ports
+            missing = [f"{ip}:{port}" for ip, port in published if (ip, port) not in listed]
+            if len(published) != int(workers) or missing:
+                problems.append(
+                    f"{name} runs FASTAPI_WORKERS={workers} and publishes {len(published)} "
+                    f"port(s); nginx's upstream lacks {missing or 'none'}"
+                )
+            continue
         alias = _alias(props, name)
-        ports = sorted(int(p) for host, p in UPSTREAM_SERVER.findall(nginx) if host == alias)
+        ports = sorted(int(p) for host, p in listed if host == alias)
         expected = list(range(8000, 8000 + int(workers)))
         if ports != expected:
             problems.append(
@@ -173,7 +201,8 @@ ALL_POLICIES = [
     ),
     _resource_policy(
         "only-gateway-and-turn-publish",
-        "No container but the gateway and coturn publishes beyond 127.0.0.1.",
+        "No container but the gateway and coturn publishes beyond 127.0.0.1 and private-network "
+        "addresses.",
         lambda a: check_public_ports(a.props) if a.resource_type == CONTAINER else [],
     ),
     _resource_policy(

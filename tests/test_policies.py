@@ -61,6 +61,13 @@ def violations(declaration: Declaration) -> list[str]:
     return found
 
 
+API_HOSTS = {
+    "fastapiWorkers": "2",
+    "privateAddress": "10.0.0.11",
+    "apiHosts": '[{"name": "h2", "dockerHost": "ssh://d@10.0.0.12", "address": "10.0.0.12"}]',
+}
+
+
 @pytest.mark.parametrize(
     "stack, settings, secrets",
     [
@@ -69,6 +76,7 @@ def violations(declaration: Declaration) -> list[str]:
         ("dev", {"fastapiWorkers": "5", "apiContainers": "2"}, {}),
         ("dev", {"rolloutStrategy": "recreate", "fastapiWorkers": "3", "apiContainers": "3"}, {}),
         ("prod", {}, PROD_SECRETS),
+        ("dev", API_HOSTS, {}),
     ],
 )
 def test_the_stacks_the_program_declares_pass_every_policy(stack, settings, secrets):
@@ -99,6 +107,18 @@ def test_each_of_several_api_containers_is_checked_against_the_upstream():
     assert len(found) == 1 and f"lists 1 server(s) for {alias}" in found[0], found
 
 
+def test_an_api_hosts_worker_missing_from_the_upstream_is_stopped():
+    declaration = declare("dev", API_HOSTS)
+    reload = declaration.by_name("dograh-gateway-reload")
+    stale = reveal(reload.inputs["stdin"]).replace(
+        "10.0.0.12:8001 max_fails", "10.0.0.12:9 max_fails"
+    )
+    broken = dataclasses.replace(reload, inputs={**reload.inputs, "stdin": stale})
+    resources = [broken if r is reload else r for r in declaration.resources]
+    found = violations(dataclasses.replace(declaration, resources=resources))
+    assert len(found) == 1 and "lacks ['10.0.0.12:8001']" in found[0], found
+
+
 def test_workers_out_of_range_are_stopped():
     container = (
         "docker:index/container:Container",
@@ -121,6 +141,10 @@ def test_only_gateway_and_coturn_publish_beyond_loopback():
         == []
     )
     assert policies.check_public_ports({"name": "dograh-dev-gateway", "ports": public}) == []
+    private = [{**public[0], "ip": "10.0.0.11"}]
+    assert policies.check_public_ports({"name": "dograh-dev-postgres", "ports": private}) == []
+    internet = [{**public[0], "ip": "93.184.216.34"}]
+    assert policies.check_public_ports({"name": "dograh-dev-api", "ports": internet})
     assert policies.check_public_ports({"name": "dograh-prod-coturn", "ports": public}) == []
 
 
