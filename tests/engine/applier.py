@@ -106,6 +106,45 @@ class EngineApplier:
         self.pending: Declaration | None = None
         # Hooks this run of the program registered (the engine calls them by name).
         self.hooks: dict[str, Callable[[bytes], Awaitable[Any]]] = {}
+        # Docker hosts other than the local engine (docker:host, apiHosts), by URL; and which
+        # of them answered a ping in this run (see _engine).
+        self.remote_engines: dict[str, docker.DockerClient] = {}
+        self.pinged: set[str] = set()
+
+    # ---- which engine ----------------------------------------------------------------------
+
+    def _provider_of(self, resource: DeclaredResource) -> DeclaredResource | None:
+        """The explicit provider a resource names (`<provider urn>::<id>`): declared in this
+        run, or, for a resource no longer declared, as state recorded it (the engine deletes
+        such a resource with the provider it was created with)."""
+        urn = resource.provider.rpartition("::")[0] if resource.provider else ""
+        declared = {r.urn: r for r in self.pending.resources} if self.pending else {}
+        return declared.get(urn) or self.state.get(urn)
+
+    def _engine(self, resource: DeclaredResource) -> docker.DockerClient:
+        """The Docker engine of the resource's provider. kreuzwerker makes its client on first
+        use and pings the host then (ProviderConfig.MakeClient in internal/provider/config.go,
+        v4.5.0): an unreachable host fails the first resource that needs it, with this
+        message; a host nothing touches in a run is never asked."""
+        provider = self._provider_of(resource)
+        host = reveal(provider.inputs).get("host") if provider is not None else None
+        if not host:
+            return self.client
+        if host not in self.remote_engines:
+            self.remote_engines[host] = docker.DockerClient(
+                base_url=host, use_ssh_client=host.startswith("ssh://"), timeout=120
+            )
+        engine = self.remote_engines[host]
+        if host not in self.pinged:
+            try:
+                engine.ping()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                raise ApplyError(
+                    f"{resource.name}: Error pinging Docker server, please make sure that {host} "
+                    f"is reachable and has a  '_ping' endpoint. Error: {error}"
+                ) from None
+            self.pinged.add(host)
+        return engine
 
     # ---- planning -------------------------------------------------------------------------
 
@@ -128,6 +167,7 @@ class EngineApplier:
         plan = self.plan(new)
         self.pending = new
         self.hooks = dict(new.hooks)
+        self.pinged = set()  # a new `pulumi up` starts a new provider process
         old = dict(self.state)
         by_urn = {r.urn: r for r in new.custom()}
         ops = {step.urn: step for step in plan.steps if not step.pending}
@@ -223,9 +263,11 @@ class EngineApplier:
         """Test cleanup: remove every container, network and volume applied, data included,
         without hooks."""
         self.hooks = {}
-        for resource in [*self.pending_deletes, *self.state.values()]:
+        # Dependents first, each resource's provider last (it says which engine to ask).
+        ordered = self._topological(list(self.state), self.state, reverse=True)
+        for resource in [*self.pending_deletes, *(self.state[urn] for urn in ordered)]:
             resource = dataclasses.replace(resource, before_delete_hooks=[])
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(docker.errors.APIError, ApplyError):
                 self._delete(resource)
         self.pending_deletes = []
         self.state = {}
@@ -243,7 +285,7 @@ class EngineApplier:
             current = self.state[resource.urn]
             if resource.type == CONTAINER and set(step.changed) & CONTAINER_UPDATED_IN_PLACE:
                 inputs = reveal(resource.inputs)
-                self.client.api.update_container(
+                self._engine(resource).api.update_container(
                     current.id, restart_policy={"Name": inputs.get("restart", "no")}
                 )
             self.log(f"update  {step.name} {step.changed} {step.reason}".rstrip())
@@ -268,23 +310,25 @@ class EngineApplier:
         elif resource.type == NETWORK:
             inputs = reveal(resource.inputs)
             self._only(resource, {"name", "driver"})
-            self.client.networks.create(inputs["name"], driver=inputs.get("driver", "bridge"))
+            self._engine(resource).networks.create(
+                inputs["name"], driver=inputs.get("driver", "bridge")
+            )
         elif resource.type == VOLUME:
             self._only(resource, {"name"})
-            self.client.volumes.create(name=reveal(resource.inputs)["name"])
+            self._engine(resource).volumes.create(name=reveal(resource.inputs)["name"])
         elif resource.type == REMOTE_IMAGE:
             self._only(resource, {"name", "keepLocally"})
             name = reveal(resource.inputs)["name"]
             try:
-                self.client.images.get(name)
+                self._engine(resource).images.get(name)
             except docker.errors.ImageNotFound:
                 raise ApplyError(
                     f"image {name} is not on the engine and no registry is reachable"
                 ) from None
-        elif resource.type in STATE_ONLY_TYPES or resource.type == DOCKER_PROVIDER:
-            if resource.type == DOCKER_PROVIDER and reveal(resource.inputs).get("host"):
-                raise ApplyError("the engine tests use the local engine; docker:host must be unset")
-        else:
+        elif resource.type == DOCKER_PROVIDER:
+            # Configure stores the settings; nothing is asked of the host yet (see _engine).
+            self._only(resource, {"host", "sshOpts"})
+        elif resource.type not in STATE_ONLY_TYPES:
             raise ApplyError(f"the applier does not implement {resource.type} ({resource.name})")
         if resource.type != CONTAINER:
             self.state[resource.urn] = dataclasses.replace(recorded_state(resource), id=resource_id)
@@ -345,7 +389,7 @@ class EngineApplier:
             self.state.pop(resource.urn)
         if resource.type == CONTAINER:
             try:
-                container = self.client.containers.get(resource.id)
+                container = self._engine(resource).containers.get(resource.id)
             except docker.errors.NotFound:
                 return
             grace = inputs.get("destroyGraceSeconds")
@@ -353,13 +397,13 @@ class EngineApplier:
                 container.stop(timeout=int(grace))  # SIGTERM (or the image's STOPSIGNAL), then KILL
             container.remove(force=True)  # without a grace period the provider kills at once
         elif resource.type == NETWORK:
-            for network in self.client.networks.list(names=[inputs["name"]]):
+            for network in self._engine(resource).networks.list(names=[inputs["name"]]):
                 network.remove()
         elif resource.type == VOLUME:
             with contextlib.suppress(docker.errors.NotFound):
-                self.client.volumes.get(inputs["name"]).remove()
+                self._engine(resource).volumes.get(inputs["name"]).remove()
         elif resource.type == REMOTE_IMAGE and not inputs.get("keepLocally"):
-            self.client.images.remove(inputs["name"])
+            self._engine(resource).images.remove(inputs["name"])
 
     def _read_back(self, resource: DeclaredResource, container_id: str) -> dict[str, Any]:
         """What kreuzwerker's resourceDockerContainerRead stores
@@ -369,7 +413,7 @@ class EngineApplier:
         hosts (flattenExtraHosts), the restart policy, the exit code of a stopped container,
         and, where ports are declared, one entry per published binding sorted by port
         (flattenContainerPorts)."""
-        attrs = self.client.api.inspect_container(container_id)
+        attrs = self._engine(resource).api.inspect_container(container_id)
         outputs = recorded_state(resource).outputs
         if reveal(resource.inputs).get("ports"):
             outputs["ports"] = sorted(
@@ -465,7 +509,7 @@ class EngineApplier:
                 "retries": int(check.get("retries", 3)),
                 "start_period": parse_duration_ns(check.get("startPeriod", "0s")),
             }
-        host_config = self.client.api.create_host_config(
+        host_config = self._engine(resource).api.create_host_config(
             port_bindings=ports or None,
             binds=binds or None,
             restart_policy={"Name": inputs.get("restart", "no")},
@@ -477,15 +521,15 @@ class EngineApplier:
         networking_config = None
         if networks:
             first = networks[0]
-            networking_config = self.client.api.create_networking_config(
+            networking_config = self._engine(resource).api.create_networking_config(
                 {
-                    first["name"]: self.client.api.create_endpoint_config(
+                    first["name"]: self._engine(resource).api.create_endpoint_config(
                         aliases=first.get("aliases")
                     )
                 }
             )
         try:
-            created = self.client.api.create_container(
+            created = self._engine(resource).api.create_container(
                 image=image,
                 name=inputs["name"],
                 entrypoint=inputs.get("entrypoints"),
@@ -503,15 +547,15 @@ class EngineApplier:
             raise ApplyError(f"{resource.name}: {error.explanation or error}") from None
         container_id = created["Id"]
         for network in networks[1:]:
-            self.client.api.connect_container_to_network(
+            self._engine(resource).api.connect_container_to_network(
                 container_id, network["name"], aliases=network.get("aliases")
             )
         if inputs.get("uploads"):
-            self.client.api.put_archive(
+            self._engine(resource).api.put_archive(
                 container_id, "/", self._upload_archive(resource, inputs["uploads"])
             )
         try:
-            self.client.api.start(container_id)
+            self._engine(resource).api.start(container_id)
             if inputs.get("attach"):
                 self._wait_exited(resource, container_id)
             elif inputs.get("wait"):
@@ -563,14 +607,14 @@ class EngineApplier:
         timeout, reason = deadline_and_reason
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self.client.api.inspect_container(container_id)["State"]
+            state = self._engine(resource).api.inspect_container(container_id)["State"]
             health = (state.get("Health") or {}).get("Status")
             if health == "healthy":
                 return
             if not state["Running"] and not state.get("Restarting"):
                 break
             time.sleep(0.5)
-        logs = self.client.api.logs(container_id, tail=30).decode(errors="replace")
+        logs = self._engine(resource).api.logs(container_id, tail=30).decode(errors="replace")
         raise ApplyError(f"{resource.name} {reason}:\n{logs}")
 
     def _wait_exited(self, resource: DeclaredResource, container_id: str) -> None:
@@ -581,7 +625,7 @@ class EngineApplier:
         v4.5.0)."""
         limit = timeout_seconds(resource, "create")
         try:
-            self.client.api.wait(container_id, timeout=limit, condition="not-running")
+            self._engine(resource).api.wait(container_id, timeout=limit, condition="not-running")
         except requests.exceptions.ReadTimeout:
             raise ApplyError(
                 f"{resource.name}: the provider's create timeout ({limit}s) cut the wait"
@@ -589,9 +633,9 @@ class EngineApplier:
 
     def _wait_running(self, resource: DeclaredResource, container_id: str) -> None:
         time.sleep(1)
-        state = self.client.api.inspect_container(container_id)["State"]
+        state = self._engine(resource).api.inspect_container(container_id)["State"]
         if not state["Running"]:
-            logs = self.client.api.logs(container_id, tail=30).decode(errors="replace")
+            logs = self._engine(resource).api.logs(container_id, tail=30).decode(errors="replace")
             raise ApplyError(f"{resource.name} is not running:\n{logs}")
 
     @staticmethod
@@ -606,7 +650,10 @@ class EngineApplier:
 
     @staticmethod
     def _dependencies(resource: DeclaredResource, among: dict[str, DeclaredResource]) -> set[str]:
-        return {urn for urn in resource.dependencies if urn in among}
+        """What it depends on, its explicit provider included (created before it, deleted
+        after it)."""
+        provider = resource.provider.rpartition("::")[0] if resource.provider else ""
+        return {urn for urn in [*resource.dependencies, provider] if urn in among}
 
     def _topological(
         self, urns: list[str], among: dict[str, DeclaredResource], reverse: bool
