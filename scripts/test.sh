@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run every test layer: scripts/test.sh
-# Or some layers only: scripts/test.sh lint unit program workflows nginx engine acme lifecycle
+# Or some layers only: scripts/test.sh lint unit program workflows nginx engine acme hosts lifecycle
 #   lint     ruff (lint + format) and mypy on components/ and offline/
 #   unit     settings and rendered configs, no Pulumi runtime
 #   program  __main__.py under Pulumi's mocks, with the stack files a user has; the policy
@@ -10,17 +10,20 @@
 #   engine   the declared stack on a real Docker engine, with stand-in images built locally
 #   acme     tlsMode=letsEncrypt on the engine against pebble, Let's Encrypt's test ACME server
 #            (Debian's package, run on this machine): issue, fail and retry, renew, re-apply
+#   hosts    apiHosts: the main host's engine and two api hosts, each a dockerd in its own
+#            network namespace on a private bridge, one reached over ssh:// through a real sshd;
+#            load through the one gateway while hosts change, roll and fail
 #   lifecycle every setting changed on a running stack, a failed rollout retried and rolled
 #            back, the engine restarted, destroy and up again (real engine, stand-in images)
 # It installs what the tests need on a fresh Debian machine: a venv with requirements-dev.txt,
-# Debian's nginx, iproute2 and openssl, for the engine layers docker.io and debootstrap, and
-# for the acme layer pebble
+# Debian's nginx, iproute2 and openssl, for the engine layers docker.io and debootstrap, for
+# the acme layer pebble, and for the hosts layer openssh-server, openssh-client and iptables
 # (the tests start dockerd when it is not running, and stop it after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 layers=("$@")
-[ ${#layers[@]} -eq 0 ] && layers=(lint unit program workflows nginx engine acme lifecycle)
+[ ${#layers[@]} -eq 0 ] && layers=(lint unit program workflows nginx engine acme hosts lifecycle)
 
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
 
@@ -42,8 +45,11 @@ fi
 if wants nginx; then
   apt_install nginx:nginx-light ip:iproute2 unshare:util-linux
 fi
-if wants engine || wants acme || wants lifecycle; then
+if wants engine || wants acme || wants hosts || wants lifecycle; then
   apt_install dockerd:docker.io debootstrap:debootstrap
+fi
+if wants hosts; then
+  apt_install sshd:openssh-server ssh:openssh-client ip:iproute2 iptables:iptables nsenter:util-linux
 fi
 if wants acme || wants lifecycle; then
   apt_install pebble:pebble ip:iproute2
@@ -72,11 +78,12 @@ wants unit && paths+=(tests/test_settings.py tests/test_rendering.py)
 wants program && paths+=(tests/test_program.py tests/test_program_changes.py tests/test_applier_plan.py
                         tests/test_policies.py tests/test_offline_preview.py tests/test_readme.py
                         tests/test_declaration_golden.py tests/test_acme.py
-                        tests/test_api_containers.py)
+                        tests/test_api_containers.py tests/test_api_hosts.py)
 wants workflows && paths+=(tests/test_workflows.py)
 wants nginx && paths+=(tests/test_nginx_real.py)
 wants engine && paths+=(tests/engine/test_engine.py tests/engine/test_rollout.py)
 wants acme && paths+=(tests/engine/test_acme.py)
+wants hosts && paths+=(tests/engine/test_hosts.py)
 wants lifecycle && paths+=(tests/engine/test_lifecycle.py)
 if [ ${#paths[@]} -gt 0 ]; then
   echo "== pytest ${paths[*]}"

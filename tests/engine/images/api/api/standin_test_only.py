@@ -6,12 +6,14 @@ They let the engine tests see, through the stack, what the real image does not e
   call it often): {"postgres": "ok" | "<ErrorType>: message", "redis": ..., "s3": ...};
 - GET /api/v1/standin-test/request: {"scheme", "client", "port"} as uvicorn settled them after
   its proxy-header handling (FORWARDED_ALLOW_IPS), and the port of the worker that answered;
-- WebSocket /api/v1/standin-test/held-call: accepted, sends {"port": <worker port>}, held until
+- WebSocket /api/v1/standin-test/held-call: accepted, sends {"port": <worker port>, "host":
+  <container host name>}, held until
   the client closes; while open it counts in this worker's /api/v1/health/active-calls.
 """
 
 import asyncio
 import json
+import socket
 import time
 
 import asyncpg
@@ -105,7 +107,9 @@ async def held_call(scope, receive, send) -> None:
     await send({"type": "websocket.accept"})
     call_started()
     try:
-        await send({"type": "websocket.send", "text": json.dumps({"port": scope["server"][1]})})
+        # The worker: its port, and the container (its host name) when several hosts serve.
+        hello = {"port": scope["server"][1], "host": socket.gethostname()}
+        await send({"type": "websocket.send", "text": json.dumps(hello)})
         while (await receive())["type"] != "websocket.disconnect":
             pass
     finally:
