@@ -292,3 +292,47 @@ def test_an_input_the_applier_does_not_implement_fails_loudly():
             dataclasses.replace(ui, inputs={**ui.inputs, "privileged": True}),
             {"name"} | set(ui.inputs),
         )
+
+
+HOSTS = {
+    "privateAddress": "10.0.0.11",
+    "apiHosts": '[{"name": "h2", "dockerHost": "tcp://10.0.0.12:2375", "address": "10.0.0.12"}]',
+}
+
+
+class _Unreachable:
+    """A Docker client whose host does not answer."""
+
+    def ping(self):
+        raise __import__("docker").errors.DockerException("connection refused")
+
+
+def test_a_resource_goes_to_its_providers_host_and_an_unreachable_host_fails_naming_it():
+    declaration = declare("dev", HOSTS)
+    applier = applied(declaration)
+    applier.pending = declaration
+    local = container(declaration, "postgres")
+    remote = declaration.by_name("dograh-host-h2-container")
+    assert applier._engine(local) is None  # the local engine (client=None here)
+    applier.remote_engines["tcp://10.0.0.12:2375"] = _Unreachable()
+    with pytest.raises(ApplyError) as refused:
+        applier._engine(remote)
+    assert str(refused.value).startswith(
+        "dograh-host-h2-container: Error pinging Docker server, please make sure that "
+        "tcp://10.0.0.12:2375 is reachable"
+    )
+
+
+def test_a_host_removed_from_the_program_is_still_reached_through_the_provider_in_state():
+    with_host, without = declare("dev", HOSTS), declare("dev")
+    applier = applied(with_host)
+    applier.pending = without
+    remote = with_host.by_name("dograh-host-h2-container")
+    answering = object.__new__(_Unreachable)
+    answering.ping = lambda: True  # type: ignore[method-assign]
+    applier.remote_engines["tcp://10.0.0.12:2375"] = answering
+    assert applier._engine(remote) is answering
+    # ... and deleted before its provider: the provider is one of its dependencies.
+    provider = next(urn for urn in applier.state if urn.endswith("::dograh-host-h2-docker"))
+    order = applier._topological([remote.urn, provider], applier.state, reverse=True)
+    assert order == [remote.urn, provider]
