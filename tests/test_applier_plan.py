@@ -336,3 +336,19 @@ def test_a_host_removed_from_the_program_is_still_reached_through_the_provider_i
     provider = next(urn for urn in applier.state if urn.endswith("::dograh-host-h2-docker"))
     order = applier._topological([remote.urn, provider], applier.state, reverse=True)
     assert order == [remote.urn, provider]
+
+
+def test_a_step_waits_for_a_changing_resource_it_depends_on_through_unchanged_ones():
+    # nginx's reload depends on the api container, which depends on minio: with the api
+    # unchanged and minio replaced, the reload still runs after minio is back (the SDK
+    # registers the api container only once minio's registration has returned).
+    declaration = declare("dev")
+    by_urn = {r.urn: r for r in declaration.custom()}
+    reload = declaration.by_name("dograh-gateway-reload")
+    minio = container(declaration, "minio")
+    assert minio.urn not in reload.dependencies  # only through the api container
+    order: list[str] = []
+    applied(declaration)._run_in_dependency_order(
+        [reload.urn, minio.urn], by_urn, lambda resource: order.append(resource.name)
+    )
+    assert order == [minio.name, reload.name]

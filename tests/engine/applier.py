@@ -680,12 +680,23 @@ class EngineApplier:
         action: Callable[[DeclaredResource], None],
     ) -> None:
         remaining = set(urns)
+        # Through unchanged resources too: the SDK registers a resource only once every
+        # dependency's registration has returned (its URN resolved: prepare_resource in
+        # sdk/python/lib/pulumi/runtime/resource.py), and an unchanged resource's own
+        # registration waits the same way, so a step waits for every changing resource it
+        # depends on at any distance.
+        upstream: dict[str, set[str]] = {}
+
+        def reachable(urn: str) -> set[str]:
+            if urn not in upstream:
+                upstream[urn] = set()
+                for dependency in self._dependencies(by_urn[urn], by_urn):
+                    upstream[urn] |= {dependency, *reachable(dependency)}
+            return upstream[urn]
+
         with ThreadPoolExecutor(max_workers=8) as pool:
             while remaining:
-                ready = [
-                    urn for urn in remaining
-                    if not (self._dependencies(by_urn[urn], by_urn) & remaining)
-                ]  # fmt: skip
+                ready = [urn for urn in remaining if not (reachable(urn) & remaining)]
                 if not ready:
                     raise ApplyError(f"dependency cycle among {sorted(remaining)}")
                 for future in [pool.submit(action, by_urn[urn]) for urn in ready]:
