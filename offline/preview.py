@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from components.gateway import NGINX_CONFIG_PATH
+from components.rollout import DOCKER_HOST_LABEL
 from offline.changes import plan_changes, recorded
 from offline.declare import (
     COMMAND,
@@ -135,7 +136,11 @@ def describe(declaration: Declaration) -> str:
 
 
 def _container_name(resource: DeclaredResource) -> str:
-    return str(reveal(resource.inputs).get("name"))
+    """Its Docker name, and for an api host's container the host it runs on."""
+    inputs = reveal(resource.inputs)
+    labels = {item["label"]: item["value"] for item in inputs.get("labels") or []}
+    host = labels.get(DOCKER_HOST_LABEL)
+    return f"{inputs.get('name')} on {host}" if host else str(inputs.get("name"))
 
 
 def describe_change(before: Declaration, after: Declaration) -> str:

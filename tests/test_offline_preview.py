@@ -1,5 +1,6 @@
 """The offline preview command, run as a reviewer runs it."""
 
+import json
 import re
 import subprocess
 import sys
@@ -69,3 +70,18 @@ def test_describes_containers_with_images_ports_and_only_non_secret_env():
 def test_a_refused_setting_exits_non_zero(capsys):
     assert main(["--stack", "dev", "--set", "fastapiWorkers=0"]) == 1
     assert "dograh:fastapiWorkers = '0' is not allowed" in capsys.readouterr().err
+
+
+def test_one_api_hosts_worker_change_names_that_host_and_its_nginx_lines():
+    h2 = {"name": "h2", "dockerHost": "ssh://d@10.0.0.12", "address": "10.0.0.12"}
+    before, after = json.dumps([h2]), json.dumps([{**h2, "fastapiWorkers": 4}])
+    output = run(
+        "--stack", "dev",
+        "--from", "privateAddress=10.0.0.11", "--set", "privateAddress=10.0.0.11",
+        "--from", f"apiHosts={before}", "--set", f"apiHosts={after}",
+    )  # fmt: skip
+    change = change_section(output)
+    host = "dograh-dev-api on ssh://d@10.0.0.12"
+    assert f"replace {host} -> {host}" in change
+    assert "runs dograh-host-h2-in-upstream" in change
+    assert "+        server 10.0.0.12:8003 max_fails" in output
