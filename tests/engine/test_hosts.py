@@ -30,7 +30,14 @@ ALL = ("h2", "h3")
 @pytest.fixture(scope="module")
 def multi():
     with multi_host_stack() as multi:
+        # As a user upgrades: one host first, then the api hosts (postgres, redis and minio
+        # are recreated to publish on the private address; their data stays).
+        multi.apply(())
+        multi.stack.psql(
+            "CREATE TABLE IF NOT EXISTS kept (note text); INSERT INTO kept VALUES ('before')"
+        )
         multi.apply(ALL)
+        assert multi.stack.psql("SELECT note FROM kept") == "before"
         yield multi
 
 
