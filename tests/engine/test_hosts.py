@@ -205,13 +205,23 @@ def test_an_api_image_change_rolls_across_every_host_without_a_failed_request_or
 
 def test_a_host_whose_engine_stops_costs_no_request_and_the_next_up_names_it(multi):
     h3 = multi.host("h3")  # the one reached over ssh://
+    on_h3 = {c.id[:12] for c in multi.remote_api_containers("h3")}
+    calls = [WebSocketCall(multi.stack.https_port) for _ in range(12)]
     h3.stop_engine()
     try:
         with RolloutLoad(multi.stack, requests_per_second=40, calls=0) as load:
             time.sleep(15)
             report = load.stop()
-        print(f"\nh3's engine stopped: {report.as_dict()}")
+        cut = [call for call in calls if not call.still_open(0.05)]
+        print(
+            f"\nh3's engine stopped: {report.as_dict()}; calls cut: {len(cut)} of {len(calls)}, "
+            f"{sum(worker_of(c)[0] in on_h3 for c in calls)} of them were on h3"
+        )
         assert report.failed_requests == 0
+        # What a host failure costs: the calls it held, and nothing else.
+        assert cut and {id(c) for c in cut} == {id(c) for c in calls if worker_of(c)[0] in on_h3}
+        for call in calls:
+            call.close()
         assert "10.210.0.3" not in addresses_served(multi)
         with pytest.raises(ApplyError) as refused:
             multi.apply(ALL, apiImage=api_image(), drainTimeoutSeconds=5)
