@@ -65,6 +65,10 @@ class Gateway(pulumi.ComponentResource):
     nginx_config: pulumi.Output[str]
     # The Docker name of the nginx container (api hosts reload it).
     container_name: str
+    # The whole config nginx serves (api hosts write it back after their turn).
+    rendered_config: str
+    # What comes after nginx serves the current config: the reload step, or the container.
+    reloaded: pulumi.Resource
     # Shared with an ACME client: the HTTP-01 challenge files, and its account and certificates.
     acme_webroot: docker.Volume
     issued_certificates: docker.Volume
@@ -145,8 +149,7 @@ class Gateway(pulumi.ComponentResource):
             args.placement,
             depends_on=args.upstreams,
         )
-        # What must come after nginx serves the current config (an api host's rollout).
-        self.reloaded: pulumi.Resource = gateway
+        self.reloaded = gateway
         if args.reload_in_place:
             # Runs when the rendered config, the gateway (a new one waits for its config) or
             # the api generation changes; only after the (new) api container is created,

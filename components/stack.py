@@ -1,4 +1,5 @@
-"""The whole Dograh deployment on one Docker host, composed from the service components."""
+"""The whole Dograh deployment, composed from the service components: everything on the main
+Docker host, and with apiHosts more api workers on other hosts behind the same gateway."""
 
 from __future__ import annotations
 
