@@ -113,13 +113,21 @@ class EngineApplier:
 
     # ---- which engine ----------------------------------------------------------------------
 
+    @staticmethod
+    def _provider_urn(resource: DeclaredResource) -> str:
+        """The URN in a provider reference, `<provider urn>::<id>` (providers.ParseReference)."""
+        return resource.provider.rpartition("::")[0] if resource.provider else ""
+
     def _provider_of(self, resource: DeclaredResource) -> DeclaredResource | None:
-        """The explicit provider a resource names (`<provider urn>::<id>`): declared in this
-        run, or, for a resource no longer declared, as state recorded it (the engine deletes
-        such a resource with the provider it was created with)."""
-        urn = resource.provider.rpartition("::")[0] if resource.provider else ""
-        declared = {r.urn: r for r in self.pending.resources} if self.pending else {}
-        return declared.get(urn) or self.state.get(urn)
+        """The explicit provider a resource names: declared in this run, or, for a resource no
+        longer declared, as state recorded it (the engine's provider registry is loaded from
+        the previous snapshot, pkg/resource/deploy/providers/registry.go, so such a resource
+        is deleted through the provider that created it)."""
+        urn = self._provider_urn(resource)
+        for candidate in self.pending.resources if self.pending else []:
+            if candidate.urn == urn:
+                return candidate
+        return self.state.get(urn)
 
     def _engine(self, resource: DeclaredResource) -> docker.DockerClient:
         """The Docker engine of the resource's provider. kreuzwerker makes its client on first
@@ -131,6 +139,7 @@ class EngineApplier:
         if not host:
             return self.client
         if host not in self.remote_engines:
+            # ssh:// runs the ssh binary, as kreuzwerker's connhelper does (config.go).
             self.remote_engines[host] = docker.DockerClient(
                 base_url=host, use_ssh_client=host.startswith("ssh://"), timeout=120
             )
@@ -509,7 +518,8 @@ class EngineApplier:
                 "retries": int(check.get("retries", 3)),
                 "start_period": parse_duration_ns(check.get("startPeriod", "0s")),
             }
-        host_config = self._engine(resource).api.create_host_config(
+        engine = self._engine(resource)
+        host_config = engine.api.create_host_config(
             port_bindings=ports or None,
             binds=binds or None,
             restart_policy={"Name": inputs.get("restart", "no")},
@@ -521,15 +531,11 @@ class EngineApplier:
         networking_config = None
         if networks:
             first = networks[0]
-            networking_config = self._engine(resource).api.create_networking_config(
-                {
-                    first["name"]: self._engine(resource).api.create_endpoint_config(
-                        aliases=first.get("aliases")
-                    )
-                }
+            networking_config = engine.api.create_networking_config(
+                {first["name"]: engine.api.create_endpoint_config(aliases=first.get("aliases"))}
             )
         try:
-            created = self._engine(resource).api.create_container(
+            created = engine.api.create_container(
                 image=image,
                 name=inputs["name"],
                 entrypoint=inputs.get("entrypoints"),
@@ -547,15 +553,15 @@ class EngineApplier:
             raise ApplyError(f"{resource.name}: {error.explanation or error}") from None
         container_id = created["Id"]
         for network in networks[1:]:
-            self._engine(resource).api.connect_container_to_network(
+            engine.api.connect_container_to_network(
                 container_id, network["name"], aliases=network.get("aliases")
             )
         if inputs.get("uploads"):
-            self._engine(resource).api.put_archive(
+            engine.api.put_archive(
                 container_id, "/", self._upload_archive(resource, inputs["uploads"])
             )
         try:
-            self._engine(resource).api.start(container_id)
+            engine.api.start(container_id)
             if inputs.get("attach"):
                 self._wait_exited(resource, container_id)
             elif inputs.get("wait"):
@@ -604,17 +610,18 @@ class EngineApplier:
     def _wait_healthy(
         self, resource: DeclaredResource, container_id: str, deadline_and_reason: tuple[int, str]
     ) -> None:
+        engine = self._engine(resource)
         timeout, reason = deadline_and_reason
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self._engine(resource).api.inspect_container(container_id)["State"]
+            state = engine.api.inspect_container(container_id)["State"]
             health = (state.get("Health") or {}).get("Status")
             if health == "healthy":
                 return
             if not state["Running"] and not state.get("Restarting"):
                 break
             time.sleep(0.5)
-        logs = self._engine(resource).api.logs(container_id, tail=30).decode(errors="replace")
+        logs = engine.api.logs(container_id, tail=30).decode(errors="replace")
         raise ApplyError(f"{resource.name} {reason}:\n{logs}")
 
     def _wait_exited(self, resource: DeclaredResource, container_id: str) -> None:
@@ -632,10 +639,11 @@ class EngineApplier:
             ) from None
 
     def _wait_running(self, resource: DeclaredResource, container_id: str) -> None:
+        engine = self._engine(resource)
         time.sleep(1)
-        state = self._engine(resource).api.inspect_container(container_id)["State"]
+        state = engine.api.inspect_container(container_id)["State"]
         if not state["Running"]:
-            logs = self._engine(resource).api.logs(container_id, tail=30).decode(errors="replace")
+            logs = engine.api.logs(container_id, tail=30).decode(errors="replace")
             raise ApplyError(f"{resource.name} is not running:\n{logs}")
 
     @staticmethod
@@ -651,8 +659,8 @@ class EngineApplier:
     @staticmethod
     def _dependencies(resource: DeclaredResource, among: dict[str, DeclaredResource]) -> set[str]:
         """What it depends on, its explicit provider included (created before it, deleted
-        after it)."""
-        provider = resource.provider.rpartition("::")[0] if resource.provider else ""
+        after it: DependenciesOf in pkg/resource/graph/dependency_graph.go)."""
+        provider = EngineApplier._provider_urn(resource)
         return {urn for urn in [*resource.dependencies, provider] if urn in among}
 
     def _topological(
