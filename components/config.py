@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.settings import (
+    DOCKER_HOST_SCHEMES,
     PROJECT,
     SECRET_KEYS,
     WORKERS_WITHOUT_WARNING,
@@ -22,7 +23,8 @@ from components.settings import (
     validate_settings,
 )
 
-DOCKER_HOST_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
+# docker:host may also name a Windows named pipe on the machine running pulumi.
+MAIN_DOCKER_HOST_SCHEMES = (*DOCKER_HOST_SCHEMES, "npipe://")
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,11 @@ def _stack_config_keys() -> dict[str, bool]:
 
 
 def _docker_host_problems(docker_host: str | None) -> list[str]:
-    if docker_host is None or docker_host.startswith(DOCKER_HOST_SCHEMES):
+    if docker_host is None or docker_host.startswith(MAIN_DOCKER_HOST_SCHEMES):
         return []
     return [
         f"docker:host = {docker_host!r} is not allowed; expected a URL starting with "
-        + " or ".join(DOCKER_HOST_SCHEMES)
+        + " or ".join(MAIN_DOCKER_HOST_SCHEMES)
     ]
 
 
