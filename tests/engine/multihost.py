@@ -89,14 +89,6 @@ class MultiHostStack:
                 counts += singleton_processes(self.client(host.name), PREFIX)
         return counts
 
-    def remove_leftovers(self) -> None:
-        for host in self.hosts:
-            client = self.client(host.name)
-            for container in client.containers.list(all=True, filters={"name": PREFIX}):
-                container.remove(force=True)
-            for network in client.networks.list(names=[f"{PREFIX}-net"]):
-                network.remove()
-
 
 def worker_of(call: WebSocketCall) -> tuple[str, int]:
     """The worker that took a held call: its container (host name) and port."""
@@ -112,12 +104,12 @@ def multi_host_stack() -> Iterator[MultiHostStack]:
     with docker_engine() as client:
         build_standins(client)
         with test_hosts(HOST_NAMES, ssh_hosts=SSH_HOSTS) as hosts:
-            images = [api_image()] + ([] if "apiImage" in REAL_IMAGES else [NEXT_API_TAG])
+            # The next api stand-in is the image change's target with a real api image too.
+            images = sorted({api_image(), NEXT_API_TAG})
             seconds = load_images(client, images, hosts)
             print(f"\napi images loaded into the hosts (docker save | docker load): {seconds}")
             with fresh_stack(client) as stack:
-                multi = MultiHostStack(stack, hosts)
-                multi.remove_leftovers()
+                multi = MultiHostStack(stack, hosts)  # test_hosts() starts them empty
                 try:
                     yield multi
                 finally:
